@@ -1,0 +1,37 @@
+// The model config: the official GPT-NeoX keys TokenFormer uses, normalized to one type.
+// Parsing (YAML/JSON, `-`/`_` spellings, validation) lives in src/config-parse.ts.
+
+import type { Variant } from './backend.ts';
+
+export interface ModelConfig {
+  numLayers: number; // num_layers
+  hiddenSize: number; // hidden_size (C)
+  numHeads: number; // num_attention_heads (H)
+  qkvSlots: number; // qkv_slot_num: tokens n of the query/key/value Pattention layers
+  projSlots: number; // proj_slot_num: tokens n of the attention output Pattention layer
+  ffnSlots: number; // ffn_slot_num: tokens n of the Pattention FFN
+  maxPositions: number; // max_position_embeddings
+  rotaryPct: number; // rotary_pct
+  rotaryBase: number; // rotary_emb_base (default 10000)
+  variant: Variant; // norm_activation_type (default l2_norm_gelu)
+  tied: boolean; // !no_weight_tying
+  eps: number; // layernorm_epsilon (default 1e-5)
+  vocabSize: number; // vocab_size (explicit; GPT-NeoX pads the tokenizer's to 50304)
+  /**
+   * The normalization token count (the n inside √n) of each Pattention layer, by official
+   * parameter-name prefix, e.g. "sequential.2.attention.query". Absent = the layer's
+   * current token count. Growth with --init zero writes the old counts here.
+   * Serialized as the config key `tokenformer_norm_slots` (our extension).
+   */
+  normSlots: Record<string, number>;
+}
+
+/** head_dim = hidden / heads. */
+export function headDim(c: ModelConfig): number {
+  return c.hiddenSize / c.numHeads;
+}
+
+/** int(head_dim · rotary_pct), as GPT-NeoX computes it. */
+export function rotaryDim(c: ModelConfig): number {
+  return Math.floor(headDim(c) * c.rotaryPct);
+}
