@@ -112,7 +112,7 @@ export type OpName = keyof KernelSigs<unknown>;
 /** Mapped over the op names: a backend missing a kernel fails to compile. */
 export type Kernels<T> = { [K in OpName]: KernelSigs<T>[K] };
 
-/** What a fused forward keeps for its backward; opaque to the caller. */
+/** What a fused forward keeps for its backward; opaque to the caller, freed by the backward. */
 export interface Saved<T> {
   tensors: T[];
 }
