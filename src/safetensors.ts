@@ -1,0 +1,401 @@
+// Safetensors read/write (https://github.com/huggingface/safetensors, format described in
+// spec/checkpoint.md): reads F32/F16/BF16 (to Float32Array) and I32/I64 (to Int32Array),
+// writes F32 and I32. Every malformed input is a one-line UserError naming the file.
+// Omits: memory-mapping, lazy loading, and dtypes other than the five above (F64, U8, BOOL,
+// F8_* … are recognised and rejected with a clear message).
+
+import { readFileSync } from 'node:fs';
+import { UserError } from './errors.ts';
+import { writeFileAtomic } from './atomic.ts';
+
+export interface SafeTensor {
+  dtype: string; // as stored in the file: 'F32' | 'F16' | 'BF16' | 'I32' | 'I64'
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+/** A parsed file: tensors by name (in file order), plus the `__metadata__` string map. */
+export class SafeTensors extends Map<string, SafeTensor> {
+  metadata: Record<string, string> = {};
+}
+
+export interface TensorIn {
+  shape: readonly number[];
+  data: Float32Array | Int32Array;
+}
+
+/** The official reader's limit on the JSON header (safetensors MAX_HEADER_SIZE). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** Bytes per element of every dtype the format defines (so unknown ≠ unsupported). */
+const ITEMSIZE: Record<string, number> = {
+  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1,
+  I16: 2, U16: 2, F16: 2, BF16: 2,
+  I32: 4, U32: 4, F32: 4,
+  I64: 8, U64: 8, F64: 8,
+};
+const READABLE = new Set(['F32', 'F16', 'BF16', 'I32', 'I64']);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** One-line message: collapses whitespace and truncates long detail. */
+function oneLine(s: string, max = 240): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
+function fail(source: string, problem: string): never {
+  throw new UserError(oneLine(`${source}: ${problem}`, 400));
+}
+
+/** A tensor name for messages: JSON-quoted (escapes control chars), truncated. */
+function q(name: string): string {
+  return oneLine(JSON.stringify(name), 80);
+}
+
+// ---------------------------------------------------------------------------------- decoding
+
+let f16Table: Float32Array | null = null;
+
+/** IEEE 754 binary16 → number, for every one of the 65536 bit patterns (built once). */
+function halfTable(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    let v: number;
+    if (exp === 0) v = mant * 2 ** -24; // zero and subnormals: mant · 2^-14 · 2^-10
+    else if (exp === 31) v = mant === 0 ? Infinity : NaN;
+    else v = (1 + mant / 1024) * 2 ** (exp - 15);
+    t[h] = sign * v;
+  }
+  f16Table = t;
+  return t;
+}
+
+/** binary16 bits → value (exported for tests). */
+export function f16ToNumber(bits: number): number {
+  return halfTable()[bits & 0xffff];
+}
+
+/** bfloat16 bits → value: the top half of a float32 (exported for tests). */
+export function bf16ToNumber(bits: number): number {
+  const u = new Uint32Array([(bits & 0xffff) << 16]);
+  return new Float32Array(u.buffer)[0];
+}
+
+/** A fresh, aligned copy. NOTE: not `bytes.slice`: on a Node Buffer that is a view of a pool. */
+function copyBytes(bytes: Uint8Array, off: number, len: number): ArrayBuffer {
+  const out = new Uint8Array(len);
+  out.set(bytes.subarray(off, off + len));
+  return out.buffer;
+}
+
+/** Decodes `count` elements of `dtype` starting at bytes[off]. Lengths are pre-validated. */
+function decode(
+  bytes: Uint8Array, off: number, count: number, dtype: string, source: string, name: string,
+): Float32Array | Int32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + off, count * ITEMSIZE[dtype]);
+  switch (dtype) {
+    case 'F32': {
+      if (LITTLE_ENDIAN) return new Float32Array(copyBytes(bytes, off, 4 * count));
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
+      return out;
+    }
+    case 'I32': {
+      if (LITTLE_ENDIAN) return new Int32Array(copyBytes(bytes, off, 4 * count));
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
+      return out;
+    }
+    case 'F16': {
+      const table = halfTable();
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = table[view.getUint16(2 * i, true)];
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(count);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      return out;
+    }
+    case 'I64': {
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const lo = view.getInt32(8 * i, true);
+        const hi = view.getInt32(8 * i + 4, true);
+        // In int32 range iff the high word is the sign extension of the low word.
+        if (hi !== lo >> 31) {
+          const v = view.getBigInt64(8 * i, true);
+          fail(source, `tensor ${q(name)}: I64 value ${v} at index ${i} is outside the int32 range`);
+        }
+        out[i] = lo;
+      }
+      return out;
+    }
+    default:
+      return fail(source, `tensor ${q(name)}: unsupported dtype ${dtype}`);
+  }
+}
+
+// ------------------------------------------------------------------------------ header checks
+
+/**
+ * Finds a key that repeats within one JSON object (JSON.parse silently keeps the last).
+ * `text` must already be valid JSON. Iterative, so deep nesting cannot overflow the stack.
+ */
+export function findDuplicateKey(text: string): string | null {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (expectKey && top) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.has(key)) return key;
+        top.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === 0x7b /* { */) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (ch === 0x5b /* [ */) {
+      stack.push(null);
+      expectKey = false;
+    } else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) {
+      stack.pop();
+    } else if (ch === 0x2c /* , */) {
+      expectKey = stack[stack.length - 1] !== null && stack.length > 0;
+    }
+  }
+  return null;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads the 8-byte length prefix and the JSON header; returns it and where data begins. */
+function readHeader(bytes: Uint8Array, source: string): { header: Record<string, unknown>; dataStart: number } {
+  if (bytes.length < 8) {
+    fail(source, `not a safetensors file: ${bytes.length} bytes, shorter than the 8-byte header length`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, 8);
+  const lo = dv.getUint32(0, true);
+  const hi = dv.getUint32(4, true);
+  const n = hi * 4294967296 + lo; // exact below 2^53; anything near that is rejected anyway
+  if (n > MAX_HEADER_BYTES) fail(source, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  if (n > bytes.length - 8) {
+    fail(source, `header length ${n} exceeds the file (${bytes.length - 8} bytes after the length prefix)`);
+  }
+  if (n < 2) fail(source, `header length ${n} is too short for a JSON object`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n));
+  } catch {
+    return fail(source, 'header is not valid UTF-8');
+  }
+  if (text[0] !== '{') fail(source, 'header does not start with "{" (not a JSON object)');
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    return fail(source, `header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!isPlainObject(header)) fail(source, 'header is not a JSON object');
+  const dup = findDuplicateKey(text);
+  if (dup !== null) fail(source, `header repeats the key ${q(dup)}`);
+  return { header, dataStart: 8 + n };
+}
+
+function checkMetadata(v: unknown, source: string): Record<string, string> {
+  if (!isPlainObject(v)) fail(source, '__metadata__ must be an object of strings');
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') fail(source, `__metadata__ value of ${q(k)} is not a string`);
+  }
+  return Object.fromEntries(Object.entries(v)) as Record<string, string>;
+}
+
+interface Entry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+  numel: number;
+}
+
+/** Validates one tensor entry's fields, dtype, shape and offsets against the data section. */
+function checkEntry(name: string, v: unknown, dataLen: number, source: string): Entry {
+  const t = `tensor ${q(name)}`;
+  if (!isPlainObject(v)) fail(source, `${t}: entry is not an object`);
+  const keys = Object.keys(v);
+  for (const k of ['dtype', 'shape', 'data_offsets']) {
+    if (!Object.hasOwn(v, k)) fail(source, `${t}: missing field "${k}"`);
+  }
+  const extra = keys.filter((k) => k !== 'dtype' && k !== 'shape' && k !== 'data_offsets');
+  if (extra.length > 0) fail(source, `${t}: unexpected field ${q(extra[0])}`);
+  const { dtype, shape, data_offsets: offs } = v as { dtype: unknown; shape: unknown; data_offsets: unknown };
+  if (typeof dtype !== 'string') fail(source, `${t}: dtype is not a string`);
+  if (!Object.hasOwn(ITEMSIZE, dtype)) fail(source, `${t}: unknown dtype ${q(dtype)}`);
+  if (!READABLE.has(dtype)) {
+    fail(source, `${t}: unsupported dtype ${dtype} (readable: ${[...READABLE].join(', ')})`);
+  }
+  if (!Array.isArray(shape)) fail(source, `${t}: shape is not an array`);
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      fail(source, `${t}: shape [${oneLine(String(shape), 60)}] has a dim that is not a non-negative integer`);
+    }
+  }
+  const dims = shape as number[];
+  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    fail(source, `${t}: data_offsets must be [begin, end], two non-negative integers`);
+  }
+  const [begin, end] = offs as [number, number];
+  if (begin > end) fail(source, `${t}: data_offsets [${begin}, ${end}] has begin > end`);
+  if (end > dataLen) {
+    fail(source, `${t}: data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes)`);
+  }
+  // Product with a zero dim is 0 even if others are huge; otherwise it may exceed 2^53, which
+  // can never equal end − begin (≤ file size), so the mismatch check below still catches it.
+  const numel = dims.includes(0) ? 0 : dims.reduce((a, b) => a * b, 1);
+  const want = numel * ITEMSIZE[dtype];
+  if (want !== end - begin) {
+    fail(source, `${t}: shape [${dims.join(', ')}] × ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`);
+  }
+  return { name, dtype, shape: dims.slice(), begin, end, numel };
+}
+
+/** The data section must be covered exactly: no overlaps, no holes, nothing trailing. */
+function checkCoverage(entries: Entry[], dataLen: number, source: string): void {
+  const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  let prev: Entry | null = null;
+  for (const e of sorted) {
+    if (e.begin < pos && prev) fail(source, `tensors ${q(prev.name)} and ${q(e.name)} overlap`);
+    if (e.begin > pos) {
+      fail(source, `hole of ${e.begin - pos} bytes at data offset ${pos} (before tensor ${q(e.name)})`);
+    }
+    if (e.end > pos) {
+      pos = e.end;
+      prev = e;
+    }
+  }
+  if (pos !== dataLen) {
+    fail(source, `${dataLen - pos} trailing bytes after the last tensor are not covered by any tensor`);
+  }
+}
+
+// --------------------------------------------------------------------------------- public API
+
+/** Parses a whole safetensors file held in memory. `source` names it in error messages. */
+export function parseSafetensors(bytes: Uint8Array, source: string): SafeTensors {
+  const { header, dataStart } = readHeader(bytes, source);
+  const dataLen = bytes.length - dataStart;
+  const out = new SafeTensors();
+  const entries: Entry[] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') out.metadata = checkMetadata(v, source);
+    else entries.push(checkEntry(name, v, dataLen, source));
+  }
+  checkCoverage(entries, dataLen, source);
+  for (const e of entries) {
+    const data = decode(bytes, dataStart + e.begin, e.numel, e.dtype, source, e.name);
+    out.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+  }
+  return out;
+}
+
+/** Reads and parses a safetensors file; I/O problems are UserErrors too. */
+export function readSafetensors(path: string): SafeTensors {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    return fail(path, `cannot read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return parseSafetensors(bytes, path);
+}
+
+function dtypeOf(data: Float32Array | Int32Array): 'F32' | 'I32' {
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Int32Array) return 'I32';
+  throw new UserError('safetensors: only Float32Array (F32) and Int32Array (I32) can be written');
+}
+
+/**
+ * Serializes tensors (F32 from Float32Array, I32 from Int32Array) sorted by name, with an
+ * optional `__metadata__` string map. The header is space-padded so data starts 8-aligned.
+ */
+export function serializeSafetensors(
+  tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const items = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)) as [string, TensorIn][];
+  items.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const parts: string[] = [];
+  if (metadata && Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new UserError(`safetensors: metadata ${q(k)} is not a string`);
+    }
+    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+  }
+  let offset = 0;
+  for (const [name, t] of items) {
+    if (name === '__metadata__') throw new UserError('safetensors: "__metadata__" is not a tensor name');
+    const dtype = dtypeOf(t.data);
+    for (const d of t.shape) {
+      if (!Number.isSafeInteger(d) || d < 0) throw new UserError(`safetensors: tensor ${q(name)} has a bad dim ${d}`);
+    }
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel !== t.data.length) {
+      throw new UserError(`safetensors: tensor ${q(name)} shape [${t.shape.join(', ')}] needs ${numel} elements, data has ${t.data.length}`);
+    }
+    const end = offset + t.data.byteLength;
+    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
+    offset = end;
+  }
+  const raw = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const headerLen = Math.ceil(raw.length / 8) * 8;
+  const out = new Uint8Array(8 + headerLen + offset);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, headerLen, true); // headers here are far below 2^32
+  dv.setUint32(4, 0, true);
+  out.set(raw, 8);
+  out.fill(0x20, 8 + raw.length, 8 + headerLen);
+  let pos = 8 + headerLen;
+  for (const [, t] of items) {
+    writeData(out, pos, t.data);
+    pos += t.data.byteLength;
+  }
+  return out;
+}
+
+function writeData(out: Uint8Array, pos: number, data: Float32Array | Int32Array): void {
+  if (LITTLE_ENDIAN) {
+    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), pos);
+    return;
+  }
+  const dv = new DataView(out.buffer, pos, data.byteLength);
+  const f = data instanceof Float32Array;
+  for (let i = 0; i < data.length; i++) {
+    if (f) dv.setFloat32(4 * i, data[i], true);
+    else dv.setInt32(4 * i, data[i], true);
+  }
+}
+
+/** serializeSafetensors + writeFileAtomic: the target is replaced whole or not at all. */
+export function writeSafetensorsAtomic(
+  path: string,
+  tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>,
+  metadata?: Record<string, string>,
+): void {
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
