@@ -1,0 +1,122 @@
+// Whole-model properties on the CPU reference: the gradient is the derivative of the loss
+// (directional finite differences), causality, batch independence, fused = composed.
+
+import { describe, expect } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { createCpuBackend, type CpuHandle } from '../../backends/cpu.ts';
+import type { Backend } from '../../src/backend.ts';
+import type { ModelConfig } from '../../src/config.ts';
+import { TokenFormer } from '../../src/model.ts';
+import { initParams } from '../../src/params.ts';
+import { Rng } from '../../src/rng.ts';
+import { arbConfig, arbConfigWith, tinyConfig } from '../helpers/tiny.ts';
+
+const be = createCpuBackend();
+
+/** Official init with keys scaled up so Θ is far from linear. */
+function weights(c: ModelConfig, seed: number): Map<string, Float32Array> {
+  const w = initParams(c, new Rng(seed));
+  for (const [name, data] of w) {
+    if (name.endsWith('key_param_tokens')) for (let i = 0; i < data.length; i++) data[i] *= 25;
+    if (name.endsWith('value_param_tokens')) for (let i = 0; i < data.length; i++) data[i] *= 5;
+  }
+  return w;
+}
+
+function ids(rng: Rng, B: number, T: number, V: number): Int32Array {
+  return Int32Array.from({ length: B * T }, () => rng.int(V));
+}
+
+async function lossOf(back: Backend<CpuHandle>, c: ModelConfig, w: Map<string, Float32Array>, x: Int32Array, y: Int32Array, B: number, T: number) {
+  const m = TokenFormer.fromHost(back, c, w);
+  const f = m.forward(back.uploadInt(x, [B, T]), back.uploadInt(y, [B, T]));
+  return (await back.read(f.loss!))[0];
+}
+
+describe('model gradient', () => {
+  // NOTE: ≥ 5 tokens per layer: with 2, a row of gelu_l2_norm scores can be all negative, so
+  // ‖gelu(S)‖ ≈ 0 and the loss is too curved for any finite-difference step.
+  test.prop([arbConfigWith(5), fc.integer({ min: 0, max: 1e6 })], { numRuns: 12 })(
+    'equals the directional finite difference of the loss',
+    async (c, seed) => {
+      const rng = new Rng(seed);
+      const B = 2;
+      const T = 5;
+      const w = weights(c, seed);
+      const x = ids(rng, B, T, c.vocabSize);
+      const y = ids(rng, B, T, c.vocabSize);
+      const m = TokenFormer.fromHost(be, c, w);
+      const f = m.forward(be.uploadInt(x, [B, T]), be.uploadInt(y, [B, T]));
+      const grads = m.backward(f);
+      // direction u ~ N(0, rms(w)²) per tensor, so each step is relative to the weights' own
+      // scale (LN₀ of 0.02-scale embeddings is strongly curved); ⟨g, u⟩ vs (L(w+hu) − L(w−hu)) / 2h
+      let dot = 0;
+      const dirs = new Map<string, Float64Array>();
+      for (const [name, data] of w) {
+        const g = await be.read(grads.get(name)!);
+        const scale = Math.max(Math.sqrt(data.reduce((a, v) => a + v * v, 0) / data.length), 0.02);
+        const u = Float64Array.from(data, () => scale * rng.normal());
+        u.forEach((ui, i) => (dot += g[i] * ui));
+        dirs.set(name, u);
+      }
+      const at = (h: number) => lossOf(be, c, new Map([...w].map(([n, d]) => [n, Float32Array.from(d, (v, i) => v + h * dirs.get(n)![i])])), x, y, B, T);
+      const central = async (h: number) => ((await at(h)) - (await at(-h))) / (2 * h);
+      // Richardson extrapolation cancels the h² term of the central difference.
+      const fd = (4 * (await central(1e-3)) - (await central(2e-3))) / 3;
+      expect(Math.abs(fd - dot)).toBeLessThanOrEqual(2e-2 * Math.abs(dot) + 2e-3);
+    },
+  );
+});
+
+describe('model invariances', () => {
+  test.prop([arbConfig, fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 0, max: 5 })], { numRuns: 15 })(
+    'causality: changing tokens after t leaves logits at ≤ t unchanged',
+    async (c, seed, t) => {
+      const rng = new Rng(seed);
+      const T = 6;
+      const w = weights(c, seed);
+      const a = ids(rng, 1, T, c.vocabSize);
+      const b = a.slice();
+      for (let j = t + 1; j < T; j++) b[j] = rng.int(c.vocabSize);
+      const m = TokenFormer.fromHost(be, c, w);
+      const la = await be.read(m.forward(be.uploadInt(a, [1, T]), null).logits);
+      const lb = await be.read(m.forward(be.uploadInt(b, [1, T]), null).logits);
+      const upTo = (t + 1) * c.vocabSize;
+      expect(Array.from(lb.subarray(0, upTo))).toEqual(Array.from(la.subarray(0, upTo)));
+    },
+  );
+
+  test.prop([arbConfig, fc.integer({ min: 0, max: 1e6 })], { numRuns: 15 })(
+    'batch rows are independent',
+    async (c, seed) => {
+      const rng = new Rng(seed);
+      const T = 4;
+      const w = weights(c, seed);
+      const x = ids(rng, 3, T, c.vocabSize);
+      const m = TokenFormer.fromHost(be, c, w);
+      const all = await be.read(m.forward(be.uploadInt(x, [3, T]), null).logits);
+      const row = await be.read(m.forward(be.uploadInt(x.slice(T, 2 * T), [1, T]), null).logits);
+      const n = T * c.vocabSize;
+      expect(Array.from(all.subarray(n, 2 * n))).toEqual(Array.from(row));
+    },
+  );
+
+  test('the composed fallback equals the fused CPU kernels', async () => {
+    const c = tinyConfig({ variant: 'gelu_l2_norm' });
+    const unfused: Backend<CpuHandle> = { ...be, fused: {} };
+    const rng = new Rng(7);
+    const x = ids(rng, 2, 5, c.vocabSize);
+    const y = ids(rng, 2, 5, c.vocabSize);
+    const w = weights(c, 3);
+    const run = async (back: Backend<CpuHandle>) => {
+      const m = TokenFormer.fromHost(back, c, w);
+      const f = m.forward(back.uploadInt(x, [2, 5]), back.uploadInt(y, [2, 5]));
+      const g = m.backward(f);
+      return { loss: (await back.read(f.loss!))[0], g: await back.read(g.get('sequential.2.attention.query.key_param_tokens')!) };
+    };
+    const a = await run(be);
+    const b = await run(unfused);
+    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-6 * Math.abs(a.loss));
+    for (let i = 0; i < a.g.length; i++) expect(Math.abs(a.g[i] - b.g[i])).toBeLessThanOrEqual(1e-5 * Math.abs(a.g[i]) + 1e-7);
+  });
+});
