@@ -16,25 +16,25 @@ export function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
  *  layer: with n = 1, S/‖S‖ is sign(S), a step function that finite differences cannot test. */
 export function arbConfigWith(minSlots: number): fc.Arbitrary<ModelConfig> {
   return fc
-  .record({
-    numLayers: fc.integer({ min: 1, max: 2 }),
-    heads: fc.integer({ min: 1, max: 3 }),
-    headDimEighth: fc.integer({ min: 1, max: 3 }),
-    qkv: fc.integer({ min: minSlots, max: minSlots + 7 }),
-    proj: fc.integer({ min: minSlots, max: minSlots + 7 }),
-    ffn: fc.integer({ min: minSlots, max: minSlots + 11 }),
-    rotaryPct: fc.constantFrom(0.25, 0.5, 1.0),
-    variant: fc.constantFrom<Variant>('l2_norm_gelu', 'gelu_l2_norm', 'softmax'),
-    tied: fc.boolean(),
-    vocab: fc.integer({ min: 3, max: 19 }),
-  })
-  .map((r) => {
-    const D = 8 * r.headDimEighth; // rotary dims D·pct stay even for pct ∈ {¼, ½, 1}
-    return tinyConfig({
-      numLayers: r.numLayers, hiddenSize: D * r.heads, numHeads: r.heads, qkvSlots: r.qkv, projSlots: r.proj,
-      ffnSlots: r.ffn, rotaryPct: r.rotaryPct, variant: r.variant, tied: r.tied, vocabSize: r.vocab,
+    .record({
+      numLayers: fc.integer({ min: 1, max: 2 }),
+      heads: fc.integer({ min: 1, max: 3 }),
+      headDimEighth: fc.integer({ min: 1, max: 3 }),
+      qkv: fc.integer({ min: minSlots, max: minSlots + 7 }),
+      proj: fc.integer({ min: minSlots, max: minSlots + 7 }),
+      ffn: fc.integer({ min: minSlots, max: minSlots + 11 }),
+      rotaryPct: fc.constantFrom(0.25, 0.5, 1.0),
+      variant: fc.constantFrom<Variant>('l2_norm_gelu', 'gelu_l2_norm', 'softmax'),
+      tied: fc.boolean(),
+      vocab: fc.integer({ min: 3, max: 19 }),
+    })
+    .map((r) => {
+      const D = 8 * r.headDimEighth; // rotary dims D·pct stay even for pct ∈ {¼, ½, 1}
+      return tinyConfig({
+        numLayers: r.numLayers, hiddenSize: D * r.heads, numHeads: r.heads, qkvSlots: r.qkv, projSlots: r.proj,
+        ffnSlots: r.ffn, rotaryPct: r.rotaryPct, variant: r.variant, tied: r.tied, vocabSize: r.vocab,
+      });
     });
-  });
 }
 
 export const arbConfig = arbConfigWith(2);
