@@ -1,0 +1,258 @@
+// Reads official GPT-NeoX TokenFormer config files (YAML or JSON, `-` or `_` key spellings)
+// into a validated ModelConfig, and writes one back as YAML (spec/config.md).
+// Omits: GPT-NeoX's merging of several config files, training keys (ignored here; the trainer
+// reads its own), and every model variant other than TokenFormer (rejected, not approximated).
+
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { type ModelConfig, rotaryDim } from './config.ts';
+import { VARIANTS, type Variant } from './backend.ts';
+import { UserError } from './errors.ts';
+
+export interface ConfigParseOptions {
+  /** Rows of `sequential.0.word_embeddings.weight`: supplies a missing vocab_size. */
+  vocabFromWeights?: number;
+}
+
+/** GPT-NeoX-20B's tokenizer (50277 entries) padded to a multiple of 128. */
+export const NEOX_20B_VOCAB = 50304;
+
+type Raw = Map<string, unknown>;
+
+function oneLine(s: string, max = 300): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
+function fail(source: string, problem: string): never {
+  throw new UserError(oneLine(`${source}: ${problem}`));
+}
+
+function show(v: unknown): string {
+  if (v instanceof Map) return 'a mapping';
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : oneLine(s, 60);
+}
+
+/** A JS object or a YAML Map → a Map with `-` normalized to `_` in the top-level keys. */
+function normalizeKeys(raw: unknown, source: string): Raw {
+  let entries: [unknown, unknown][];
+  if (raw instanceof Map) entries = [...raw.entries()];
+  else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) entries = Object.entries(raw);
+  else return fail(source, 'config is not a mapping of keys to values');
+  const out: Raw = new Map();
+  const spelled = new Map<string, string>();
+  for (const [k, v] of entries) {
+    if (typeof k !== 'string') fail(source, `config key ${show(k)} is not a string`);
+    const key = k.replace(/-/g, '_');
+    const prev = spelled.get(key);
+    if (prev !== undefined && JSON.stringify(out.get(key)) !== JSON.stringify(v)) {
+      fail(source, `${key} is given twice with different values (as ${prev} and ${k})`);
+    }
+    spelled.set(key, k);
+    out.set(key, v);
+  }
+  return out;
+}
+
+function posInt(raw: Raw, key: string, source: string): number {
+  const v = raw.get(key);
+  if (v === undefined || v === null) fail(source, `missing required key ${key}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
+    fail(source, `${key} must be a positive integer, got ${show(v)}`);
+  }
+  return v;
+}
+
+function posNumber(raw: Raw, key: string, fallback: number, source: string): number {
+  const v = raw.has(key) ? raw.get(key) : fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    fail(source, `${key} must be a positive number, got ${show(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(
+  raw: Raw, key: string, allowed: readonly T[], fallback: T, source: string, why = '',
+): T {
+  const v = raw.has(key) ? raw.get(key) : fallback;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    fail(source, `${key} ${show(v)} is not supported (expected ${allowed.join(' or ')})${why}`);
+  }
+  return v as T;
+}
+
+function bool(raw: Raw, key: string, fallback: boolean, source: string): boolean {
+  const v = raw.has(key) ? raw.get(key) : fallback;
+  if (typeof v !== 'boolean') fail(source, `${key} must be true or false, got ${show(v)}`);
+  return v;
+}
+
+function vocabSize(raw: Raw, opts: ConfigParseOptions, source: string): number {
+  const w = opts.vocabFromWeights;
+  if (!raw.has('vocab_size') || raw.get('vocab_size') === null) {
+    if (w !== undefined) {
+      if (!Number.isSafeInteger(w) || w < 1) fail(source, `vocabulary size from the weights (${w}) is not a positive integer`);
+      return w;
+    }
+    fail(source, 'missing vocab_size: the official configs omit it (GPT-NeoX derives it from the '
+      + `tokenizer; GPT-NeoX-20B gives ${NEOX_20B_VOCAB}); add "vocab_size: ${NEOX_20B_VOCAB}" or give weights`);
+  }
+  const v = posInt(raw, 'vocab_size', source);
+  if (w !== undefined && w !== v) {
+    fail(source, `vocab_size ${v} disagrees with the weights' word_embeddings rows (${w})`);
+  }
+  return v;
+}
+
+/** attention_config, if present: every layer type must be "tokenformer", counts sum to L. */
+function checkAttentionConfig(raw: Raw, numLayers: number, source: string): void {
+  if (!raw.has('attention_config')) return;
+  const ac = raw.get('attention_config');
+  const bad = (): never => fail(source, `attention_config ${show(ac)} must look like [[["tokenformer"], ${numLayers}]]`);
+  if (!Array.isArray(ac)) bad();
+  let layers = 0;
+  for (const item of ac as unknown[]) {
+    if (!Array.isArray(item) || item.length !== 2 || !Array.isArray(item[0])) bad();
+    const [types, count] = item as [unknown[], unknown];
+    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) bad();
+    for (const t of types) {
+      if (t !== 'tokenformer') fail(source, `attention_config type ${show(t)} is not supported (only "tokenformer")`);
+    }
+    layers += types.length * (count as number);
+  }
+  if (layers !== numLayers) fail(source, `attention_config covers ${layers} layers but num_layers is ${numLayers}`);
+}
+
+const PREFIX_RE = /^sequential\.(\d+)\.(attention\.(query|key|value|proj)|mlp)$/;
+
+function normSlots(raw: Raw, numLayers: number, source: string): Record<string, number> {
+  const v = raw.get('tokenformer_norm_slots');
+  if (v === undefined || v === null) return {};
+  const entries = v instanceof Map ? [...v.entries()]
+    : typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as object) : fail(source, 'tokenformer_norm_slots must be a mapping');
+  const out: Record<string, number> = {};
+  for (const [k, n] of entries) {
+    const m = typeof k === 'string' ? PREFIX_RE.exec(k) : null;
+    const idx = m ? Number(m[1]) : -1;
+    if (!m || idx < 2 || idx > numLayers + 1) {
+      fail(source, `tokenformer_norm_slots key ${show(k)} is not a Pattention layer prefix `
+        + `(sequential.{2…${numLayers + 1}}.attention.{query,key,value,proj} or sequential.{…}.mlp)`);
+    }
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+      fail(source, `tokenformer_norm_slots[${show(k)}] must be a positive integer, got ${show(n)}`);
+    }
+    Object.defineProperty(out, k as string, { value: n, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/** Builds and validates a ModelConfig from parsed keys (a plain object or a Map). */
+export function configFromObject(raw: unknown, source: string, opts: ConfigParseOptions = {}): ModelConfig {
+  const r = normalizeKeys(raw, source);
+  const numLayers = posInt(r, 'num_layers', source);
+  const c: ModelConfig = {
+    numLayers,
+    hiddenSize: posInt(r, 'hidden_size', source),
+    numHeads: posInt(r, 'num_attention_heads', source),
+    qkvSlots: posInt(r, 'qkv_slot_num', source),
+    projSlots: posInt(r, 'proj_slot_num', source),
+    ffnSlots: posInt(r, 'ffn_slot_num', source),
+    maxPositions: posInt(r, 'max_position_embeddings', source),
+    rotaryPct: posNumber(r, 'rotary_pct', 1.0, source),
+    rotaryBase: posNumber(r, 'rotary_emb_base', 10000, source),
+    variant: oneOf<Variant>(r, 'norm_activation_type', VARIANTS, 'l2_norm_gelu', source),
+    tied: !bool(r, 'no_weight_tying', false, source),
+    eps: posNumber(r, 'layernorm_epsilon', 1e-5, source),
+    vocabSize: vocabSize(r, opts, source),
+    normSlots: normSlots(r, numLayers, source),
+  };
+  oneOf(r, 'norm', ['layernorm_nonparam'], 'layernorm_nonparam', source, ' inside TokenFormer blocks');
+  oneOf(r, 'final_norm', ['layernorm'], 'layernorm', source, ' for the final norm');
+  oneOf(r, 'pos_emb', ['rotary'], 'rotary', source);
+  if (r.has('gpt_j_residual') && r.get('gpt_j_residual') !== false) {
+    fail(source, 'gpt_j_residual must be false (TokenFormer blocks are sequential pre-norm residuals)');
+  }
+  checkAttentionConfig(r, numLayers, source);
+  validateConfig(c, source);
+  return c;
+}
+
+/** The cross-field rules; also for configs built in code (e.g. by growth). */
+export function validateConfig(c: ModelConfig, source: string): void {
+  if (c.hiddenSize % c.numHeads !== 0) {
+    fail(source, `hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
+  }
+  if (!(c.rotaryPct > 0 && c.rotaryPct <= 1)) fail(source, `rotary_pct ${c.rotaryPct} must be in (0, 1]`);
+  const rd = rotaryDim(c);
+  if (rd % 2 !== 0) {
+    fail(source, `rotary dimension int(head_dim ${c.hiddenSize / c.numHeads} × rotary_pct ${c.rotaryPct}) = ${rd} is odd; it must be even`);
+  }
+}
+
+/** Parses YAML or JSON text (JSON is read as YAML 1.2, which it is). */
+export function parseConfig(text: string, source: string, opts: ConfigParseOptions = {}): ModelConfig {
+  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) fail(source, `not valid YAML/JSON: ${doc.errors[0].message}`);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ mapAsMap: true, maxAliasCount: 100 });
+  } catch (e) {
+    return fail(source, `not valid YAML/JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return configFromObject(raw, source, opts);
+}
+
+/** Reads a config file (YAML or JSON). */
+export function readConfigFile(path: string, opts: ConfigParseOptions = {}): ModelConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return fail(path, `cannot read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return parseConfig(text, path, opts);
+}
+
+/** A number both YAML 1.2 and PyYAML (YAML 1.1, which needs a "." before "e") read as a float. */
+function yamlNumber(n: number): string {
+  const s = String(n); // shortest round-trip form, e.g. 0.25, 0.00001, 1e-7, 1.5e+21
+  return /e/.test(s) && !s.includes('.') ? s.replace('e', '.0e') : s;
+}
+
+/**
+ * The config as YAML with the official `_` key spellings, plus vocab_size and (when non-empty)
+ * tokenformer_norm_slots. `parseConfig(configToYaml(c))` gives back c. Written by hand: every
+ * value is a number, boolean or fixed identifier, so no quoting is needed.
+ */
+export function configToYaml(c: ModelConfig): string {
+  const lines = [
+    '# TokenFormer model config (GPT-NeoX keys), written by tokenformer.',
+    `num_layers: ${c.numLayers}`,
+    `hidden_size: ${c.hiddenSize}`,
+    `num_attention_heads: ${c.numHeads}`,
+    `qkv_slot_num: ${c.qkvSlots}`,
+    `proj_slot_num: ${c.projSlots}`,
+    `ffn_slot_num: ${c.ffnSlots}`,
+    `max_position_embeddings: ${c.maxPositions}`,
+    'pos_emb: rotary',
+    `rotary_pct: ${yamlNumber(c.rotaryPct)}`,
+    `rotary_emb_base: ${yamlNumber(c.rotaryBase)}`,
+    'norm: layernorm_nonparam',
+    'final_norm: layernorm',
+    `norm_activation_type: ${c.variant}`,
+    `no_weight_tying: ${!c.tied}`,
+    `layernorm_epsilon: ${yamlNumber(c.eps)}`,
+    `vocab_size: ${c.vocabSize}`,
+  ];
+  const slots = Object.entries(c.normSlots);
+  if (slots.length > 0) {
+    lines.push('# our extension: the n inside sqrt(n) of each grown Pattention layer');
+    lines.push('tokenformer_norm_slots:');
+    for (const [k, n] of slots) {
+      if (!PREFIX_RE.test(k)) throw new UserError(`configToYaml: ${show(k)} is not a Pattention layer prefix`);
+      lines.push(`  ${k}: ${n}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
