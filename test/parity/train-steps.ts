@@ -1,12 +1,13 @@
-// A few AdamW steps straight on the backend kernels (official recipe: β 0.9/0.95, eps 1e-8,
-// weight decay 0.1 except norm parameters, global-norm clipping 1.0): the oracle for the
-// golden training fixtures and for backend-vs-CPU step parity.
+// A few steps of the trainer's AdamW (official recipe: β 0.9/0.95, eps 1e-8, weight decay 0.1
+// except norm parameters, global-norm clipping 1.0), checked against the golden training
+// fixtures and, across backends, against the CPU reference.
 
 import type { Backend, Handle } from '../../src/backend.ts';
 import type { ModelConfig } from '../../src/config.ts';
 import { TokenFormer } from '../../src/model.ts';
 import { paramSpecs } from '../../src/params.ts';
 import type { SafeTensors } from '../../src/safetensors.ts';
+import { AdamW } from '../../src/train/optimizer.ts';
 import { need } from '../helpers/golden.ts';
 
 export interface StepRecord {
@@ -18,8 +19,7 @@ export async function runSteps(
   be: Backend<Handle>, config: ModelConfig, weights: Map<string, Float32Array>, fx: SafeTensors, lrs: number[],
 ): Promise<StepRecord> {
   const model = TokenFormer.fromHost(be, config, weights);
-  const specs = paramSpecs(config);
-  const moments = new Map(specs.map((s) => [s.name, { m: be.zeros(s.shape), v: be.zeros(s.shape) }]));
+  const opt = new AdamW(be, paramSpecs(config));
   const ids = need(fx, 'input_ids');
   const tg = need(fx, 'targets');
   const idsT = be.uploadInt(ids.data as Int32Array, ids.shape);
@@ -31,15 +31,7 @@ export async function runSteps(
     losses[step - 1] = (await be.read(fwd.loss!))[0];
     be.dispose(fwd.logits);
     be.dispose(fwd.loss!);
-    const normSq = be.ops.sumSquares([...grads.values()]);
-    for (const s of specs) {
-      const mv = moments.get(s.name)!;
-      const hp = {
-        lr: lrs[step - 1], beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: s.noDecay ? 0 : 0.1,
-        step, maxGradNorm: 1.0, gradScale: 1,
-      };
-      be.ops.adamw(model.params.get(s.name)!, grads.get(s.name)!, mv.m, mv.v, hp, normSq);
-    }
+    const normSq = opt.update(model.params, grads, lrs[step - 1]);
     be.dispose(normSq);
     for (const g of grads.values()) be.dispose(g);
   }
