@@ -32,6 +32,7 @@ export interface HistoryPoint {
   flops: number; // training FLOPs spent so far (spec/growth.md)
   lr: number;
   loss?: number; // mean training loss of this step's micro-batches
+  gradNorm?: number; // global gradient norm before clipping
   valLoss?: number;
 }
 

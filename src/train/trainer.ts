@@ -1,0 +1,232 @@
+// The training loop, written only against the backend contract: seeded batches → forward →
+// backward (accumulated over micro-batches) → clipped AdamW with warmup+cosine; fixed-set
+// validation; atomic checkpoints that resume bit-exactly; growth of a live run.
+// Omits: data/model parallelism, mixed precision and early stopping.
+
+import type { Backend, Handle } from '../backend.ts';
+import type { ModelConfig } from '../config.ts';
+import { configToYaml } from '../config-parse.ts';
+import { UserError } from '../errors.ts';
+import { TokenFormer } from '../model.ts';
+import { initParams, paramSpecs } from '../params.ts';
+import { Rng } from '../rng.ts';
+import { type Batch, type Corpus, checkSplit, sampleBatch, validationBatches } from './data.ts';
+import { trainFlopsPerToken } from './flops.ts';
+import { AdamW, OFFICIAL_ADAMW, accumulateGrads, disposeAll } from './optimizer.ts';
+import { checkSchedule, learningRate } from './schedule.ts';
+import {
+  type Checkpoint, type HistoryPoint, type TrainState, newState, saveCheckpoint,
+} from './checkpoint.ts';
+
+export interface TrainArgs {
+  steps: number; // optimizer updates (neox train_iters)
+  batch: number; // micro-batch size
+  seq: number; // tokens per sequence
+  accum: number; // micro-batches per update (neox gradient_accumulation_steps)
+  lr: number;
+  minLr: number;
+  warmup: number; // fraction of decayIters
+  decayIters: number | null; // null = steps
+  evalEvery: number; // 0 = never
+  evalBatches: number;
+  saveEvery: number; // 0 = only at the end
+  seed: number;
+  data: string | null; // null = Brown
+}
+
+export const DEFAULT_TRAIN_ARGS: TrainArgs = {
+  steps: 200, batch: 8, seq: 64, accum: 1, lr: 2e-3, minLr: 2e-4, warmup: 0.01, decayIters: null,
+  evalEvery: 50, evalBatches: 8, saveEvery: 100, seed: 1234, data: null,
+};
+
+export function checkTrainArgs(a: TrainArgs, c: ModelConfig): void {
+  for (const k of ['steps', 'batch', 'seq', 'accum', 'evalBatches'] as const) {
+    if (!Number.isInteger(a[k]) || a[k] < 1) throw new UserError(`--${k === 'evalBatches' ? 'eval-batches' : k} must be a positive integer, got ${a[k]}`);
+  }
+  for (const k of ['evalEvery', 'saveEvery'] as const) {
+    if (!Number.isInteger(a[k]) || a[k] < 0) throw new UserError(`--${k === 'evalEvery' ? 'eval-every' : 'save-every'} must be an integer ≥ 0, got ${a[k]}`);
+  }
+  if (!Number.isSafeInteger(a.seed)) throw new UserError(`--seed must be an integer, got ${a.seed}`);
+  if (a.seq > c.maxPositions) throw new UserError(`--seq ${a.seq} exceeds max_position_embeddings ${c.maxPositions}`);
+  if (c.vocabSize < 256) throw new UserError(`the byte-level data needs vocab_size ≥ 256, the config has ${c.vocabSize}`);
+  checkSchedule({ lr: a.lr, minLr: a.minLr, warmup: a.warmup, decayIters: a.decayIters ?? a.steps });
+}
+
+/** Seed of the data stream: distinct from the init stream Rng(seed). */
+export function dataSeed(seed: number): number {
+  return seed + 0x5f3759df;
+}
+
+export class Trainer<T extends Handle> {
+  private readonly valSet: Batch[];
+
+  private constructor(
+    readonly backend: Backend<T>,
+    public model: TokenFormer<T>,
+    readonly opt: AdamW<T>,
+    readonly corpus: Corpus,
+    readonly args: TrainArgs,
+    private dataRng: Rng,
+    readonly state: TrainState,
+  ) {
+    checkTrainArgs(args, model.config);
+    checkSplit(corpus.train, args.seq, 'train');
+    this.valSet = validationBatches(corpus.val, args.batch, args.seq, args.evalBatches);
+  }
+
+  /** A new run from host weights (null = the seeded official init, Rng(seed)). */
+  static fresh<T extends Handle>(
+    be: Backend<T>, config: ModelConfig, weights: Map<string, Float32Array> | null, args: TrainArgs, corpus: Corpus,
+    offsets: { tokens: number; flops: number } = { tokens: 0, flops: 0 },
+  ): Trainer<T> {
+    checkTrainArgs(args, config);
+    const model = TokenFormer.fromHost(be, config, weights ?? initParams(config, new Rng(args.seed)));
+    const opt = new AdamW(be, paramSpecs(config), OFFICIAL_ADAMW);
+    const rng = new Rng(dataSeed(args.seed));
+    const state = newState(config, { ...args }, rng.getState());
+    state.offsetTokens = offsets.tokens;
+    state.offsetFlops = offsets.flops;
+    return new Trainer(be, model, opt, corpus, args, rng, state);
+  }
+
+  /** Continues a saved run exactly (args from the checkpoint unless overridden). */
+  static resume<T extends Handle>(be: Backend<T>, ck: Checkpoint, corpus: Corpus, args?: TrainArgs): Trainer<T> {
+    const s = ck.state;
+    const a = args ?? (s.args as unknown as TrainArgs);
+    const host = new Map([...ck.weights].map(([k, t]) => [k, t.data]));
+    const model = TokenFormer.fromHost(be, s.config, host);
+    const opt = new AdamW(be, paramSpecs(s.config), OFFICIAL_ADAMW);
+    if (!ck.moments) throw new UserError('checkpoint has no optimizer.safetensors; cannot resume exactly');
+    opt.loadHost(ck.moments, s.step, 'optimizer.safetensors');
+    const state: TrainState = { ...s, args: { ...a }, history: [...s.history] };
+    return new Trainer(be, model, opt, corpus, a, Rng.fromState(s.dataRng), state);
+  }
+
+  get step(): number {
+    return this.state.step;
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  /** Tokens and FLOPs spent so far, including any offset (a model grown from a smaller one). */
+  totals(): { tokens: number; flops: number } {
+    const last = this.state.history[this.state.history.length - 1];
+    return last ? { tokens: last.tokens, flops: last.flops } : { tokens: this.state.offsetTokens ?? 0, flops: this.state.offsetFlops ?? 0 };
+  }
+
+  lrAt(iter: number): number {
+    const a = this.args;
+    return learningRate({ lr: a.lr, minLr: a.minLr, warmup: a.warmup, decayIters: a.decayIters ?? a.steps }, iter);
+  }
+
+  /** forward + backward of one micro-batch; returns its loss and gradients. */
+  private async microStep(batch: Batch, dLoss: number): Promise<{ loss: number; grads: Map<string, T> }> {
+    const be = this.backend;
+    const ids = be.uploadInt(batch.ids, [batch.batch, batch.seq]);
+    const targets = be.uploadInt(batch.targets, [batch.batch, batch.seq]);
+    const fwd = this.model.forward(ids, targets);
+    const grads = this.model.backward(fwd, dLoss);
+    const loss = (await be.read(fwd.loss!))[0];
+    disposeAll(be, [fwd.logits, fwd.loss!, ids, targets]);
+    return { loss, grads };
+  }
+
+  /** One optimizer update over `accum` micro-batches. */
+  async trainStep(): Promise<HistoryPoint> {
+    const be = this.backend;
+    const a = this.args;
+    let acc: Map<string, T> | null = null;
+    let lossSum = 0;
+    for (let i = 0; i < a.accum; i++) {
+      // NOTE: each micro-batch backward uses dLoss = 1/accum, so the summed gradient is the mean.
+      const r = await this.microStep(sampleBatch(this.corpus.train, a.batch, a.seq, this.dataRng), 1 / a.accum);
+      lossSum += r.loss;
+      acc = accumulateGrads(be, acc, r.grads);
+    }
+    const lr = this.lrAt(this.state.step);
+    const normSq = this.opt.update(this.model.params, acc!, lr);
+    const gradNorm = Math.sqrt((await be.read(normSq))[0]);
+    be.dispose(normSq);
+    disposeAll(be, acc!.values());
+    const prev = this.totals();
+    const tokens = a.batch * a.seq * a.accum;
+    this.state.step += 1;
+    this.state.dataRng = this.dataRng.getState();
+    const point: HistoryPoint = {
+      step: this.state.step, tokens: prev.tokens + tokens,
+      flops: prev.flops + tokens * trainFlopsPerToken(this.config, a.seq), lr, loss: lossSum / a.accum, gradNorm,
+    };
+    this.state.history.push(point);
+    return point;
+  }
+
+  /** Mean loss over the fixed validation batches. */
+  async evaluate(): Promise<number> {
+    const be = this.backend;
+    let sum = 0;
+    for (const b of this.valSet) {
+      const ids = be.uploadInt(b.ids, [b.batch, b.seq]);
+      const targets = be.uploadInt(b.targets, [b.batch, b.seq]);
+      const fwd = this.model.forward(ids, targets);
+      sum += (await be.read(fwd.loss!))[0];
+      this.model.release(fwd);
+      disposeAll(be, [fwd.logits, fwd.loss!, ids, targets]);
+    }
+    return sum / this.valSet.length;
+  }
+
+  /** The history's point 0 (before any update), with its validation loss. */
+  private async startPoint(): Promise<void> {
+    if (this.state.history.length > 0 || this.state.step > 0) return;
+    const t = this.totals();
+    const p: HistoryPoint = { step: 0, tokens: t.tokens, flops: t.flops, lr: this.lrAt(0) };
+    if (this.args.evalEvery > 0) p.valLoss = await this.evaluate();
+    this.state.history.push(p);
+  }
+
+  /**
+   * Trains until args.steps, validating every evalEvery steps (and at the end) and saving
+   * to outDir every saveEvery steps (and at the end). `stopAt` ends early (tests).
+   */
+  async run(hooks: { onStep?: (p: HistoryPoint) => void } = {}, outDir: string | null = null, stopAt?: number): Promise<void> {
+    const a = this.args;
+    await this.startPoint();
+    const end = Math.min(a.steps, stopAt ?? a.steps);
+    while (this.state.step < end) {
+      const p = await this.trainStep();
+      if (a.evalEvery > 0 && (p.step % a.evalEvery === 0 || p.step === a.steps)) p.valLoss = await this.evaluate();
+      hooks.onStep?.(p);
+      if (outDir && ((a.saveEvery > 0 && p.step % a.saveEvery === 0) || p.step === a.steps)) await this.save(outDir);
+    }
+  }
+
+  async checkpoint(): Promise<Checkpoint> {
+    const host = await this.model.toHost();
+    const weights = new Map([...host].map(([k, data]) => [k, { shape: [...this.model.params.get(k)!.shape], data }]));
+    const state: TrainState = { ...this.state, config: this.config, history: [...this.state.history] };
+    return { weights, moments: await this.opt.toHost(), state };
+  }
+
+  async save(dir: string): Promise<void> {
+    saveCheckpoint(dir, await this.checkpoint(), configToYaml(this.config));
+  }
+
+  /**
+   * Swaps in a grown model (host weights for `config`, e.g. from src/grow.ts). Adam moments
+   * of the old parameters carry over as the prefix, new entries start at zero.
+   */
+  async grow(config: ModelConfig, weights: Map<string, Float32Array>): Promise<void> {
+    const model = TokenFormer.fromHost(this.backend, config, weights);
+    await this.opt.grow(paramSpecs(config));
+    this.model.dispose();
+    this.model = model;
+    this.state.config = config;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.opt.dispose();
+  }
+}
