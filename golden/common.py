@@ -31,26 +31,49 @@ def randint32(g, hi, shape):
     return torch.randint(0, hi, tuple(shape), generator=g, dtype=torch.int64).to(torch.int32)
 
 
-def vjp_fixture(g, fn, inputs, diff, extra=None):
-    """Evaluates fn(**float64 leaves) -> {output name: tensor}, draws a random float32
-    upstream gradient d_<out> for each output, and records grad_<input> for each name in
-    diff (the gradient of Σ ⟨d_out, out⟩). inputs: {name: float32/int32 tensor}.
-    Returns the tensors to store."""
+def _eval(fn, inputs, diff, d_outs, dtype):
+    """(outputs, grads) of fn at the inputs in dtype; d_outs: {output: upstream gradient}
+    or a callable drawing one from an output's shape."""
     leaves = {}
     for name, t in inputs.items():
         if t.dtype == torch.float32:
-            leaves[name] = t.double().requires_grad_(name in diff)
+            leaves[name] = t.to(dtype).requires_grad_(name in diff)
         else:
             leaves[name] = t.long()
-    outs = fn(**leaves, **(extra or {}))
-    stored = dict(inputs)
-    total = torch.zeros((), dtype=F64)
+    outs = fn(**leaves)
+    total = torch.zeros((), dtype=dtype)
+    ds = {}
     for oname, out in outs.items():
-        d = randn32(g, out.shape)
+        ds[oname] = d_outs(out.shape) if callable(d_outs) else d_outs[oname]
+        total = total + (ds[oname].to(dtype) * out).sum()
+    grads = dict(zip(diff, torch.autograd.grad(total, [leaves[n] for n in diff])))
+    return outs, grads, ds
+
+
+def _ratio(got, ref, a, r, scale_max):
+    ref, got = ref.detach().double(), got.detach().double()
+    if ref.numel() == 0:
+        return 0.0
+    bound = a * (ref.abs().max() if scale_max else 1.0) + r * ref.abs()
+    return float(((got - ref).abs() / bound.clamp_min(1e-300)).max())
+
+
+def vjp_fixture(g, fn, inputs, diff):
+    """Evaluates fn(**float64 leaves) -> {output name: tensor}, draws a random float32
+    upstream gradient d_<out> for each output, and records grad_<input> for each name in
+    diff (the gradient of Σ ⟨d_out, out⟩). inputs: {name: float32/int32 tensor}.
+    Also reruns everything in float32 and asserts it lands within half the reference
+    tolerance, so no fixture is too ill-conditioned for a correct float32 implementation.
+    Returns the tensors to store."""
+    outs, grads, ds = _eval(fn, inputs, diff, lambda shape: randn32(g, shape), F64)
+    outs32, grads32, _ = _eval(fn, inputs, diff, ds, torch.float32)
+    worst = max([_ratio(outs32[o], outs[o], 1e-5, 1e-4, False) for o in outs] +
+                [_ratio(grads32[n], grads[n], 1e-6, 1e-3, True) for n in diff])
+    assert worst < 0.5, f"ill-conditioned: a float32 rerun uses {worst:.2f} x the tolerance"
+    stored = dict(inputs)
+    for oname, out in outs.items():
         stored[oname] = out.detach().float()
-        stored[f"d_{oname}"] = d
-        total = total + (d.double() * out).sum()
-    grads = torch.autograd.grad(total, [leaves[n] for n in diff])
-    for n, gr in zip(diff, grads):
+        stored[f"d_{oname}"] = ds[oname]
+    for n, gr in grads.items():
         stored[f"grad_{n}"] = gr.float()
     return stored

@@ -8,7 +8,9 @@
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,14 +34,18 @@ TOLERANCES = {
 SUBDIRS = ("ops", "models", "train")
 
 
-def clean(out):
-    """Removes fixture files this script writes, so a dropped case leaves nothing stale."""
+def install(staging, out):
+    """Replaces the fixture files in out with those in staging (a dropped case leaves
+    nothing stale; a failed run, which never gets here, leaves out untouched)."""
     for sub in SUBDIRS:
         d = out / sub
         d.mkdir(parents=True, exist_ok=True)
         for f in d.iterdir():
             if f.suffix in (".safetensors", ".yml"):
                 f.unlink()
+        for f in sorted((staging / sub).iterdir()):
+            shutil.move(str(f), str(d / f.name))
+    shutil.move(str(staging / "manifest.json"), str(out / "manifest.json"))
 
 
 def write_ops(out, verbose):
@@ -68,7 +74,8 @@ def write_models(out, verbose):
                         "batch": m["batch"], "seq": m["seq"]})
         if verbose:
             print(f"  model {name}: loss {info['loss']:.4f}, "
-                  f"min Θ-row norm / median {info['min_row_ratio']:.3f}")
+                  f"min Θ-row norm / median {info['min_row_ratio']:.3f}, float32 rerun uses "
+                  f"{info['f32_cond'][0]:.2f} (logits) / {info['f32_cond'][1]:.2f} (grads) x tol")
     return entries
 
 
@@ -96,10 +103,23 @@ def main():
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     t0 = time.time()
-    clean(out)
-    verbose = not args.quiet
+    staging = Path(tempfile.mkdtemp(prefix=".gen-", dir=out))
+    try:
+        manifest = build(staging, not args.quiet)
+        install(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not args.quiet:
+        print(f"wrote {len(manifest['ops'])} op, {len(manifest['models'])} model, "
+              f"{len(manifest['train'])} train fixtures to {out} in {time.time() - t0:.1f} s")
+
+
+def build(out, verbose):
+    for sub in SUBDIRS:
+        (out / sub).mkdir()
     manifest = {
         "format": 1,
         "regenerate": REGENERATE,
@@ -111,9 +131,7 @@ def main():
         "train": write_train(out, verbose),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if verbose:
-        print(f"wrote {len(manifest['ops'])} op, {len(manifest['models'])} model, "
-              f"{len(manifest['train'])} train fixtures to {out} in {time.time() - t0:.1f} s")
+    return manifest
 
 
 if __name__ == "__main__":
