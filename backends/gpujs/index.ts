@@ -1,0 +1,152 @@
+// The GPU.js backend: the kernel contract (src/backend.ts) on GPU.js 2.24, in one of its
+// modes: headlessgl (WebGL 1 through the `gl` package, needs an X display), webgpu (Dawn
+// through the `webgpu` package), webasm (WebAssembly + SIMD) or cpu (GPU.js's JS backend).
+// Omits: fused attention (src/compose.ts composes it); GPU.js's webgl/webgl2 modes, which
+// need a browser. spec/backends/gpujs.md has the modes, their precision and speed.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Handle, type Backend, type FusedKernels, type Kernels } from '../../src/backend.ts';
+import { BackendUnavailable, type GpujsMode } from '../index.ts';
+import { adamw } from './kernels/adamw.ts';
+import { causalSoftmax, causalSoftmaxBackward, rotary } from './kernels/attn.ts';
+import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
+import { add, fill, matmul, permute0213, sumSquares, upload } from './kernels/linalg.ts';
+import { crossEntropy, crossEntropyBackward, embedding, embeddingBackward } from './kernels/loss.ts';
+import { normAct, normActBackward } from './kernels/normact.ts';
+import { pattention, pattentionBackward } from './kernels/pattention.ts';
+import { Runtime, type GHandle } from './runtime.ts';
+import { live } from './shapes.ts';
+
+export type { GHandle } from './runtime.ts';
+type GpujsModule = typeof import('gpu.js');
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Mesa (lavapipe, llvmpipe) wants a writable XDG_RUNTIME_DIR. */
+function ensureRuntimeDir(): void {
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'gpujs-xdg-'));
+}
+
+/** GPU.js's webgpu mode reads navigator.gpu; Node has none, so install Dawn's (once). */
+async function ensureNavigatorGpu(): Promise<void> {
+  const g = globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } };
+  if (!g.navigator?.gpu) {
+    let dawn: typeof import('webgpu');
+    try {
+      dawn = await import('webgpu');
+    } catch (e) {
+      throw new BackendUnavailable(`gpujs-webgpu: the webgpu package does not load: ${message(e)}`);
+    }
+    for (const [k, v] of Object.entries(dawn.globals)) {
+      if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
+    }
+    if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+    Object.defineProperty(g.navigator!, 'gpu', { value: dawn.create([]), configurable: true });
+  }
+  const adapter = await g.navigator!.gpu!.requestAdapter().catch(() => null);
+  if (!adapter) throw new BackendUnavailable('gpujs-webgpu: no WebGPU adapter (Dawn found no Vulkan device)');
+}
+
+/** Throws BackendUnavailable unless `mode` can run here. */
+async function prepare(mode: GpujsMode, { GPU }: GpujsModule): Promise<void> {
+  ensureRuntimeDir();
+  if (mode === 'headlessgl') {
+    if (!GPU.isHeadlessGLSupported) {
+      const why = process.env.DISPLAY ? 'the gl package failed to load or to create a context'
+        : 'no X display (run under `xvfb-run -a`)';
+      throw new BackendUnavailable(`gpujs-headlessgl: ${why}`);
+    }
+    if (!GPU.isSinglePrecisionSupported) {
+      throw new BackendUnavailable('gpujs-headlessgl: no float textures (OES_texture_float)');
+    }
+  } else if (mode === 'webgpu') {
+    await ensureNavigatorGpu();
+  } else if (mode === 'webasm' && !GPU.isWebAssemblySupported) {
+    throw new BackendUnavailable('gpujs-webasm: WebAssembly is not supported here');
+  }
+}
+
+function kernels(rt: Runtime): Kernels<GHandle> {
+  return {
+    matmul: (a, b, tA, tB) => matmul(rt, a, b, tA, tB),
+    add: (a, b) => add(rt, a, b),
+    normAct: (s, p) => normAct(rt, s, p),
+    normActBackward: (s, dA, p) => normActBackward(rt, s, dA, p),
+    layerNorm: (x, w, b, eps) => layerNorm(rt, x, w, b, eps),
+    layerNormBackward: (dY, x, mean, rstd, w) => layerNormBackward(rt, dY, x, mean, rstd, w),
+    rotary: (x, p, inverse) => rotary(rt, x, p, inverse),
+    permute0213: (x) => permute0213(rt, x),
+    causalSoftmax: (s, scale) => causalSoftmax(rt, s, scale),
+    causalSoftmaxBackward: (p, dP, scale) => causalSoftmaxBackward(rt, p, dP, scale),
+    embedding: (ids, table) => embedding(rt, ids, table),
+    embeddingBackward: (ids, dOut, vocab) => embeddingBackward(rt, ids, dOut, vocab),
+    crossEntropy: (logits, targets) => crossEntropy(rt, logits, targets),
+    crossEntropyBackward: (logits, lse, targets, dLoss) => crossEntropyBackward(rt, logits, lse, targets, dLoss),
+    sumSquares: (ts) => sumSquares(rt, ts),
+    adamw: (param, grad, m, v, p, gns) => adamw(rt, param, grad, m, v, p, gns),
+  };
+}
+
+function fusedKernels(rt: Runtime): Partial<FusedKernels<GHandle>> {
+  return {
+    pattention: (x, k, v, p) => pattention(rt, x, k, v, p),
+    pattentionBackward: (dOut, x, k, v, saved, p) => pattentionBackward(rt, dOut, x, k, v, saved, p),
+  };
+}
+
+/** Loads GPU.js in `mode`; throws BackendUnavailable when the module or the mode is missing. */
+export async function createGpujsBackend(mode: GpujsMode): Promise<Backend<GHandle>> {
+  let gpujs: GpujsModule;
+  try {
+    gpujs = await import('gpu.js');
+  } catch (e) {
+    throw new BackendUnavailable(`gpujs: the gpu.js package does not load: ${message(e)}`);
+  }
+  await prepare(mode, gpujs);
+  let gpu: InstanceType<GpujsModule['GPU']>;
+  try {
+    gpu = new gpujs.GPU({ mode });
+  } catch (e) {
+    throw new BackendUnavailable(`gpujs-${mode}: ${message(e)}`);
+  }
+  const rt = new Runtime(gpu, mode);
+  await smokeTest(rt, mode);
+  return {
+    name: `gpujs-${mode}`,
+    ops: kernels(rt),
+    fused: fusedKernels(rt),
+    upload: (data, shape) => upload(rt, data, shape),
+    uploadInt: (data, shape) => {
+      const f = upload(rt, Float32Array.from(data), shape);
+      f.store.data.ints = Int32Array.from(data);
+      return new Handle(f.shape, 'i32', f.store);
+    },
+    zeros: (shape) => fill(rt, shape, 0),
+    reshape: (t, shape) => rt.reshape(t, shape),
+    read: (t) => {
+      live(t, 'read');
+      return rt.read(t);
+    },
+    dispose: (t) => rt.dispose(t),
+    destroy: () => rt.destroy(),
+  };
+}
+
+/** One upload and read-back, so a mode that loads but cannot compute fails here, cleanly. */
+async function smokeTest(rt: Runtime, mode: GpujsMode): Promise<void> {
+  try {
+    const t = upload(rt, Float32Array.of(1.5, -2, 3.25), [3]);
+    const u = add(rt, t, t);
+    const back = await rt.read(u);
+    rt.dispose(t);
+    rt.dispose(u);
+    if (back[0] !== 3 || back[1] !== -4 || back[2] !== 6.5) throw new Error(`1.5, -2, 3.25 doubled gave [${back}]`);
+  } catch (e) {
+    await rt.destroy().catch(() => {});
+    throw new BackendUnavailable(`gpujs-${mode}: smoke test failed: ${message(e)}`);
+  }
+}

@@ -1,0 +1,107 @@
+// GPU.js kernels for the attention pieces: partial rotary (GPT-NeoX rotate_half) and the
+// causal softmax with its backward. Attention itself is composed (src/compose.ts).
+// Omits: a fused attention kernel (no shared memory in GPU.js); on-device sin/cos.
+//
+// Dimension legend: B, T, H, D as in src/backend.ts; rd = rotaryDim, half = rd/2; G = B·H.
+// NOTE: the rotary angles t·base^(−2i/rd) reach hundreds of radians, where a float32
+// device sin/cos loses digits; the cos/sin tables are computed on the host in float64
+// (src/ops/rotary.ts `rotaryTables`, the reference's own) and uploaded once per (T, rd, base).
+
+import type { RotaryParams } from '../../../src/backend.ts';
+import { rotaryTables } from '../../../src/ops/rotary.ts';
+import type { GHandle, Runtime } from '../runtime.ts';
+import { causalDims, checkRotary, expectRank, expectShape, f32 } from '../shapes.ts';
+import { divmod, inv, kernelSource } from './snippets.ts';
+import { upload } from './linalg.ts';
+
+const ROTARY = kernelSource(['x', 'cs', 'sn'], `const i = this.thread.x;
+  ${divmod('r1', 'd', 'i', 'D')}
+  ${divmod('r2', 'h', 'r1', 'H')}
+  ${divmod('bb', 't', 'r2', 'T')}
+  const half = this.constants.half;
+  let y = x[i];
+  if (d < half) {
+    const k = t * half + d;
+    y = x[i] * cs[k] - x[i + half] * sn[k] * this.constants.sign;
+  } else if (d < 2 * half) {
+    const k = t * half + d - half;
+    y = x[i] * cs[k] + x[i - half] * sn[k] * this.constants.sign;
+  }
+  return y;`);
+
+/** Host-computed cos/sin tables [T, half], uploaded once per (T, rd, base). */
+function tables(rt: Runtime, T: number, p: RotaryParams): [GHandle, GHandle] {
+  const key = `rotary:${T}:${p.rotaryDim}:${p.base}`;
+  let t = rt.resident.get(key);
+  if (!t) {
+    const { cos, sin } = rotaryTables(T, p);
+    const half = p.rotaryDim / 2;
+    t = [upload(rt, Float32Array.from(cos), [T, half]), upload(rt, Float32Array.from(sin), [T, half])];
+    rt.resident.set(key, t);
+  }
+  return [t[0], t[1]];
+}
+
+export function rotary(rt: Runtime, x: GHandle, p: RotaryParams, inverse: boolean): GHandle {
+  expectRank(f32(x, 'rotary x'), 4, 'rotary x [B, T, H, D]');
+  const [, T, H, D] = x.shape;
+  checkRotary(p, D);
+  if (x.size === 0) return rt.make(x.shape);
+  const half = p.rotaryDim / 2;
+  if (half === 0) return rt.launch(`copy:${x.size}`, kernelSource(['a'], 'return a[this.thread.x];'), x.shape, {}, [x]);
+  const [cs, sn] = tables(rt, T, p);
+  const k = inv({ D, H, T, half, sign: inverse ? -1 : 1 }, 'D', 'H', 'T');
+  return rt.launch(`rotary:${x.shape}:${p.rotaryDim}:${p.base}:${inverse}`, ROTARY, x.shape, k, [x, cs, sn]);
+}
+
+/** Per row r = (g, i): lse_i = log Σ_{j≤i} e^{scale·s_ij} (max-shifted). */
+const CAUSAL_LSE = kernelSource(['s'], `const r = this.thread.x;
+  ${divmod('g', 'i', 'r', 'T')}
+  const o = r * this.constants.T;
+  const sc = this.constants.scale;
+  let m = sc * s[o];
+  for (let j = 1; j < this.constants.T; j++) { if (j <= i) { m = Math.max(m, sc * s[o + j]); } }
+  let z = 0.0;
+  for (let j = 0; j < this.constants.T; j++) { if (j <= i) { z += Math.exp(sc * s[o + j] - m); } }
+  return m + Math.log(z);`);
+
+const CAUSAL_P = kernelSource(['s', 'lse'], `const x = this.thread.x;
+  ${divmod('r', 'j', 'x', 'T')}
+  ${divmod('g', 'i', 'r', 'T')}
+  let p = 0.0;
+  if (j <= i) { p = Math.exp(this.constants.scale * s[x] - lse[r]); }
+  return p;`);
+
+/** Per row: Σ_{j≤i} P·dP (masked entries of P are 0 already). */
+const CAUSAL_DOT = kernelSource(['p', 'dP'], `const o = this.thread.x * this.constants.T;
+  let acc = 0.0;
+  for (let j = 0; j < this.constants.T; j++) { acc += p[o + j] * dP[o + j]; }
+  return acc;`);
+
+const CAUSAL_DS = kernelSource(['p', 'dP', 'dot'], `const x = this.thread.x;
+  ${divmod('r', 'j', 'x', 'T')}
+  ${divmod('g', 'i', 'r', 'T')}
+  let ds = 0.0;
+  if (j <= i) { ds = this.constants.scale * p[x] * (dP[x] - dot[r]); }
+  return ds;`);
+
+export function causalSoftmax(rt: Runtime, s: GHandle, scale: number): GHandle {
+  const { G, T } = causalDims(s, 'causalSoftmax s');
+  if (s.size === 0) return rt.make(s.shape);
+  const k = inv({ T, scale }, 'T');
+  const lse = rt.launch(`csLse:${G}:${T}:${scale}`, CAUSAL_LSE, [G * T], k, [s]);
+  const p = rt.launch(`csP:${G}:${T}:${scale}`, CAUSAL_P, s.shape, k, [s, lse]);
+  rt.free(lse.store.data);
+  return p;
+}
+
+export function causalSoftmaxBackward(rt: Runtime, p: GHandle, dP: GHandle, scale: number): GHandle {
+  const { G, T } = causalDims(p, 'causalSoftmaxBackward p');
+  expectShape(f32(dP, 'causalSoftmaxBackward dP'), p.shape, 'causalSoftmaxBackward dP');
+  if (p.size === 0) return rt.make(p.shape);
+  const k = inv({ T, scale }, 'T');
+  const dot = rt.launch(`csDot:${G}:${T}`, CAUSAL_DOT, [G * T], k, [p, dP]);
+  const dS = rt.launch(`csDS:${G}:${T}:${scale}`, CAUSAL_DS, p.shape, k, [p, dP, dot]);
+  rt.free(dot.store.data);
+  return dS;
+}
