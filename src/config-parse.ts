@@ -28,10 +28,19 @@ function fail(source: string, problem: string): never {
   throw new UserError(oneLine(`${source}: ${problem}`));
 }
 
+/** JSON text of a value, or null if it has none or is nested too deeply to stringify. */
+function safeJson(v: unknown): string | null {
+  try {
+    return JSON.stringify(v) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function show(v: unknown): string {
   if (v instanceof Map) return 'a mapping';
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : oneLine(s, 60);
+  const s = safeJson(v);
+  return s === null ? (typeof v === 'object' && v !== null ? 'a nested value' : String(v)) : oneLine(s, 60);
 }
 
 /** A JS object or a YAML Map → a Map with `-` normalized to `_` in the top-level keys. */
@@ -46,7 +55,7 @@ function normalizeKeys(raw: unknown, source: string): Raw {
     if (typeof k !== 'string') fail(source, `config key ${show(k)} is not a string`);
     const key = k.replace(/-/g, '_');
     const prev = spelled.get(key);
-    if (prev !== undefined && JSON.stringify(out.get(key)) !== JSON.stringify(v)) {
+    if (prev !== undefined && (safeJson(out.get(key)) !== safeJson(v) || safeJson(v) === null)) {
       fail(source, `${key} is given twice with different values (as ${prev} and ${k})`);
     }
     spelled.set(key, k);
@@ -192,13 +201,16 @@ export function validateConfig(c: ModelConfig, source: string): void {
 
 /** Parses YAML or JSON text (JSON is read as YAML 1.2, which it is). */
 export function parseConfig(text: string, source: string, opts: ConfigParseOptions = {}): ModelConfig {
-  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) fail(source, `not valid YAML/JSON: ${doc.errors[0].message}`);
   let raw: unknown;
   try {
+    const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
+    if (doc.errors.length > 0) fail(source, `not valid YAML/JSON: ${doc.errors[0].message}`);
     raw = doc.toJS({ mapAsMap: true, maxAliasCount: 100 });
   } catch (e) {
-    return fail(source, `not valid YAML/JSON: ${e instanceof Error ? e.message : String(e)}`);
+    if (e instanceof UserError) throw e;
+    // NOTE: the yaml package recurses; absurdly deep nesting ends here as a RangeError.
+    const why = e instanceof RangeError ? 'nested too deeply' : e instanceof Error ? e.message : String(e);
+    return fail(source, `not valid YAML/JSON: ${why}`);
   }
   return configFromObject(raw, source, opts);
 }

@@ -52,6 +52,14 @@ function q(name: string): string {
   return oneLine(JSON.stringify(name), 80);
 }
 
+/** A JSON value for messages without recursing into it (it may be nested arbitrarily deep). */
+function brief(v: unknown): string {
+  if (typeof v === 'string') return q(v);
+  if (Array.isArray(v)) return 'an array';
+  if (v === null || typeof v !== 'object') return String(v);
+  return 'an object';
+}
+
 // ---------------------------------------------------------------------------------- decoding
 
 let f16Table: Float32Array | null = null;
@@ -251,7 +259,7 @@ function checkEntry(name: string, v: unknown, dataLen: number, source: string): 
   if (!Array.isArray(shape)) fail(source, `${t}: shape is not an array`);
   for (const d of shape) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      fail(source, `${t}: shape [${oneLine(String(shape), 60)}] has a dim that is not a non-negative integer`);
+      fail(source, `${t}: shape dim ${brief(d)} is not a non-negative integer`);
     }
   }
   const dims = shape as number[];

@@ -215,3 +215,31 @@ it('configToYaml writes exponents with a "." so PyYAML (YAML 1.1) reads floats t
   expect(text).toContain('rotary_emb_base: 1.0e+21');
   expect(parseConfig(text, 'rt')).toEqual(c);
 });
+
+it('deep nesting and alias bombs are UserErrors, not crashes', () => {
+  expect(() => parseConfig(`num_layers: ${'['.repeat(5000)}${']'.repeat(5000)}`, 'd')).toThrow(UserError);
+  const bomb = 'a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n'
+    + 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n';
+  expect(() => parseConfig(bomb, 'd')).toThrow(UserError);
+  let deep: unknown = 1;
+  for (let i = 0; i < 200_000; i++) deep = [deep];
+  expect(() => configFromObject({ ...base, vocab_size: deep }, 'd')).toThrow(/vocab_size must be a positive integer, got a nested value/);
+});
+
+describe('config fuzz: anything malformed is a UserError', () => {
+  const only = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+    }
+  };
+  test.prop([fc.string({ maxLength: 200 })], { numRuns: 300 })('random text', (text) => {
+    only(() => parseConfig(text, 'f'));
+  });
+  test.prop([fc.dictionary(fc.constantFrom(...Object.keys(base), 'norm', 'pos_emb', 'tokenformer_norm_slots', 'attention_config', 'rotary-pct'), fc.jsonValue({ maxDepth: 3 }))], { numRuns: 300 })(
+    'random values for the known keys', (over) => {
+      only(() => configFromObject({ ...base, ...over }, 'f'));
+    },
+  );
+});

@@ -340,3 +340,13 @@ it('parses from a Node Buffer view (pooled, unaligned) without reading outside i
   const pooled = Buffer.concat([Buffer.from([9, 9, 9]), Buffer.from(bytes)]).subarray(3);
   expect(Array.from(parseSafetensors(pooled, 'buf').get('x')!.data)).toEqual([1, 2]);
 });
+
+it('deeply nested header values are rejected without a stack overflow', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  for (const field of ['shape', 'data_offsets', 'dtype']) {
+    const entry = { dtype: '"F32"', shape: '[]', data_offsets: '[0,0]', [field]: deep };
+    const text = `{"a":{"dtype":${entry.dtype},"shape":${entry.shape},"data_offsets":${entry.data_offsets}}}`;
+    userError(() => parseSafetensors(build(text), 'deep'));
+  }
+  userError(() => parseSafetensors(build(`{"__metadata__":{"k":${deep}}}`), 'deep'));
+});
