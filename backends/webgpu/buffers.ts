@@ -1,0 +1,144 @@
+// Tensor storage for the WebGPU backend: a size-bucketed buffer pool, handles, uploads and
+// staged readback. Int tensors keep a host shadow so ids are validated on the host, exactly
+// as the CPU reference does, before any kernel reads them.
+// Omits: sub-allocation inside big buffers, memory pressure callbacks.
+
+import { check } from '../../src/errors.ts';
+import { Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
+import { GpuContext, MAP_READ, USAGE, type Binding } from './device.ts';
+
+export type GHandle = Handle<GPUBuffer>;
+
+const STORAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
+/** Free buffers beyond this many bytes are destroyed instead of pooled. */
+const POOL_CAP_BYTES = 1 << 30;
+
+/** Rounds a byte size up to a bucket: 256-byte steps, then 1/8-octave steps (≤ 12.5% waste). */
+export function bucketBytes(bytes: number): number {
+  const b = Math.max(16, Math.ceil(bytes / 4) * 4);
+  if (b <= 4096) return Math.ceil(b / 256) * 256;
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+class Pool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private freeBytes = 0;
+
+  constructor(private readonly ctx: GpuContext, private readonly usage: number) {}
+
+  acquire(bytes: number): GPUBuffer {
+    const size = bucketBytes(bytes);
+    const buf = this.free.get(size)?.pop();
+    if (buf) {
+      this.freeBytes -= size;
+      return buf;
+    }
+    return this.ctx.createBuffer(size, this.usage);
+  }
+
+  release(buf: GPUBuffer): void {
+    if (this.freeBytes + buf.size > POOL_CAP_BYTES) {
+      this.ctx.flush(); // encoded commands may still name it: submit them before destroying
+      buf.destroy();
+      return;
+    }
+    let list = this.free.get(buf.size);
+    if (!list) this.free.set(buf.size, (list = []));
+    list.push(buf);
+    this.freeBytes += buf.size;
+  }
+
+  destroyAll(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.freeBytes = 0;
+  }
+}
+
+/** Allocation, upload, readback and disposal of tensor handles. */
+export class Mem {
+  private readonly pool: Pool;
+  private readonly staging: Pool;
+  private readonly ints = new WeakMap<Store<GPUBuffer>, Int32Array>();
+
+  constructor(readonly ctx: GpuContext) {
+    this.pool = new Pool(ctx, STORAGE);
+    this.staging = new Pool(ctx, MAP_READ | USAGE.COPY_DST);
+  }
+
+  /** A new uninitialized tensor. */
+  alloc(shape: Shape, dtype: DType = 'f32'): GHandle {
+    const n = numel(shape);
+    const buf = this.pool.acquire(n * 4);
+    return new Handle(shape, dtype, new Store(buf, n));
+  }
+
+  /** The storage binding of a whole tensor. */
+  bind(t: GHandle): Binding {
+    check(!t.disposed, 'WebGPU: a disposed tensor was passed to a kernel');
+    const size = t.size * 4;
+    this.ctx.checkBinding(size, `a [${t.shape}] tensor`);
+    return { buffer: t.store.data, size };
+  }
+
+  upload(data: Float32Array | Int32Array, shape: Shape, dtype: DType): GHandle {
+    check(data.length === numel(shape), () => `upload: ${data.length} values for shape [${shape}]`);
+    // Pooled buffers may still be named by encoded, unsubmitted commands; writeBuffer runs
+    // before those on the queue, so submit them first.
+    this.ctx.flush();
+    const t = this.alloc(shape, dtype);
+    if (data.length > 0) this.ctx.queue.writeBuffer(t.store.data, 0, data.buffer, data.byteOffset, data.byteLength);
+    if (dtype === 'i32') this.ints.set(t.store, Int32Array.from(data));
+    return t;
+  }
+
+  /** The host copy of an i32 tensor's ids (every i32 tensor comes from `upload`). */
+  hostInts(t: GHandle): Int32Array {
+    const ids = this.ints.get(t.store);
+    check(t.dtype === 'i32' && ids, () => `WebGPU: expected an i32 tensor, got ${t.dtype} [${t.shape}]`);
+    return ids;
+  }
+
+  zeros(shape: Shape): GHandle {
+    const t = this.alloc(shape);
+    this.ctx.endPass();
+    this.ctx.encoder().clearBuffer(t.store.data, 0, t.store.data.size);
+    return t;
+  }
+
+  async read(t: GHandle): Promise<Float32Array> {
+    this.ctx.assertOk();
+    check(!t.disposed, 'WebGPU: read of a disposed tensor');
+    if (t.dtype === 'i32') {
+      await this.ctx.sync();
+      return Float32Array.from(this.hostInts(t));
+    }
+    const bytes = t.size * 4;
+    if (bytes === 0) return new Float32Array(0);
+    const stage = this.staging.acquire(bytes);
+    this.ctx.endPass();
+    this.ctx.encoder().copyBufferToBuffer(t.store.data, 0, stage, 0, bytes);
+    this.ctx.flush();
+    try {
+      await stage.mapAsync(MAP_READ, 0, bytes);
+    } catch (e) {
+      await this.ctx.sync(); // prefer the underlying device error if there is one
+      throw e;
+    }
+    const out = new Float32Array(stage.getMappedRange(0, bytes).slice(0));
+    stage.unmap();
+    this.staging.release(stage);
+    await this.ctx.sync(); // any error in the batches that produced it → throw, not a wrong value
+    return out;
+  }
+
+  dispose(t: GHandle): void {
+    if (releaseHandle(t)) this.pool.release(t.store.data);
+  }
+
+  destroy(): void {
+    this.pool.destroyAll();
+    this.staging.destroyAll();
+  }
+}

@@ -1,0 +1,214 @@
+// The device side of the WebGPU backend: command batching (many dispatches per submit),
+// per-dispatch uniforms packed into one arena, a pipeline cache, error scopes around every
+// batch and device-loss handling, so a failure surfaces as an error, never a wrong result.
+// Omits: multiple queues, async pipeline compilation, timestamp queries.
+
+import type {} from 'webgpu'; // the global GPU* types (@webgpu/types)
+
+/** GPUBufferUsage / GPUMapMode bits (fixed by the WebGPU spec). */
+export const USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
+export const MAP_READ = 1;
+
+/** A device failure (lost device, validation, out of memory): the backend is unusable. */
+export class WebGPUError extends Error {
+  override name = 'WebGPUError';
+}
+
+/** A compute kernel: WGSL whose `struct P` has one 4-byte field per char of `params`. */
+export interface KernelDef {
+  /** Pipeline cache key; must determine the WGSL. */
+  key: string;
+  wgsl: string;
+  /** 'u' u32, 'i' i32, 'f' f32, one per field of the uniform struct P at @binding(0). */
+  params: string;
+}
+
+/** A storage binding: bytes of `buffer` from `offset`. */
+export interface Binding {
+  buffer: GPUBuffer;
+  size: number;
+  offset?: number;
+}
+
+/** Uniform arena size; a batch is flushed when it is full. */
+const ARENA_BYTES = 1 << 20;
+/** Dispatches per submit before a flush (keeps the GPU fed while the host encodes). */
+const MAX_PENDING = 512;
+/** Filters of the error scopes kept open around each batch (popped in reverse). */
+const SCOPES: GPUErrorFilter[] = ['out-of-memory', 'validation', 'internal'];
+
+export class GpuContext {
+  readonly queue: GPUQueue;
+  readonly maxGroups: number;
+  private readonly uniformAlign: number;
+  private readonly arena: GPUBuffer;
+  private readonly arenaHost = new ArrayBuffer(ARENA_BYTES);
+  private readonly arenaView = new DataView(this.arenaHost);
+  private arenaUsed = 0;
+  private enc: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pending = 0;
+  private readonly pipelines = new Map<string, { pipe: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private checks: Promise<void>[] = [];
+  private fatal: string | null = null;
+  private destroyed = false;
+
+  constructor(readonly device: GPUDevice, readonly description: string) {
+    this.queue = device.queue;
+    this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
+    void device.lost.then((info) => {
+      if (!this.destroyed) this.fail(`WebGPU device lost (${info.reason}): ${info.message}`);
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      this.fail(`WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+    });
+    this.openScopes();
+    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+  }
+
+  /** Records the first failure; every later call throws it. */
+  fail(message: string): void {
+    this.fatal ??= message.trim();
+  }
+
+  /** Throws if the device is lost or an earlier batch failed. */
+  assertOk(): void {
+    if (this.destroyed) throw new WebGPUError('WebGPU backend used after destroy()');
+    if (this.fatal !== null) throw new WebGPUError(this.fatal);
+  }
+
+  private openScopes(): void {
+    for (const f of SCOPES) this.device.pushErrorScope(f);
+  }
+
+  private closeScopes(): void {
+    const pops = SCOPES.map(() => this.device.popErrorScope());
+    this.checks.push(
+      Promise.all(pops).then(
+        (errs) => {
+          for (const e of errs) if (e) this.fail(`WebGPU ${e.constructor.name}: ${e.message}`);
+        },
+        (e: unknown) => this.fail(`WebGPU error scope failed: ${String(e)}`),
+      ),
+    );
+  }
+
+  /** A new buffer; sizes beyond the device limits throw here, out-of-memory at the next sync. */
+  createBuffer(size: number, usage: number): GPUBuffer {
+    this.assertOk();
+    const max = this.device.limits.maxBufferSize;
+    if (size > max) {
+      throw new WebGPUError(`WebGPU: a ${size}-byte buffer exceeds the device's maxBufferSize (${max})`);
+    }
+    return this.device.createBuffer({ size, usage });
+  }
+
+  /** Checks a storage binding against maxStorageBufferBindingSize. */
+  checkBinding(bytes: number, what: string): void {
+    const max = this.device.limits.maxStorageBufferBindingSize;
+    if (bytes > max) {
+      throw new WebGPUError(
+        `WebGPU: ${what} needs a ${bytes}-byte binding, over maxStorageBufferBindingSize (${max})`,
+      );
+    }
+  }
+
+  private pipeline(def: KernelDef): { pipe: GPUComputePipeline; layout: GPUBindGroupLayout } {
+    let p = this.pipelines.get(def.key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: def.wgsl, label: def.key });
+      const pipe = this.device.createComputePipeline({
+        layout: 'auto', compute: { module, entryPoint: 'main' }, label: def.key,
+      });
+      p = { pipe, layout: pipe.getBindGroupLayout(0) };
+      this.pipelines.set(def.key, p);
+    }
+    return p;
+  }
+
+  encoder(): GPUCommandEncoder {
+    this.enc ??= this.device.createCommandEncoder();
+    return this.enc;
+  }
+
+  /** Ends the open compute pass (before copies or clears). */
+  endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** Encodes one dispatch. grid: workgroup counts, each ≤ maxGroups (split by the caller). */
+  run(def: KernelDef, bindings: readonly Binding[], params: readonly number[], grid: readonly number[]): void {
+    this.assertOk();
+    const [x, y = 1, z = 1] = grid;
+    if (x === 0 || y === 0 || z === 0) return;
+    if (x > this.maxGroups || y > this.maxGroups || z > this.maxGroups) {
+      throw new WebGPUError(`WebGPU: ${def.key} grid [${x}, ${y}, ${z}] exceeds ${this.maxGroups} per dimension`);
+    }
+    if (params.length !== def.params.length) throw new Error(`${def.key}: ${params.length} params, want ${def.params.length}`);
+    const { pipe, layout } = this.pipeline(def);
+    const size = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
+    if (this.arenaUsed + size > ARENA_BYTES) this.flush();
+    const at = this.arenaUsed;
+    for (let i = 0; i < params.length; i++) {
+      const t = def.params[i], v = params[i];
+      if (t === 'f') this.arenaView.setFloat32(at + 4 * i, v, true);
+      else if (t === 'i') this.arenaView.setInt32(at + 4 * i, v, true);
+      else this.arenaView.setUint32(at + 4 * i, v, true);
+    }
+    this.arenaUsed = at + Math.ceil(size / this.uniformAlign) * this.uniformAlign;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: at, size } }];
+    bindings.forEach((b, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
+    });
+    const group = this.device.createBindGroup({ layout, entries, label: def.key });
+    this.pass ??= this.encoder().beginComputePass();
+    this.pass.setPipeline(pipe);
+    this.pass.setBindGroup(0, group);
+    this.pass.dispatchWorkgroups(x, y, z);
+    if (++this.pending >= MAX_PENDING) this.flush();
+  }
+
+  /** Workgroup grid [x, y] for `groups` workgroups in a 1-D launch; shaders use num_workgroups. */
+  grid1D(groups: number): [number, number] {
+    if (groups <= this.maxGroups) return [Math.max(groups, 1), 1];
+    const y = Math.ceil(groups / this.maxGroups);
+    if (y > this.maxGroups) throw new WebGPUError(`WebGPU: ${groups} workgroups exceed a 2-D grid`);
+    return [Math.ceil(groups / y), y];
+  }
+
+  /** Submits everything encoded so far (and the uniforms it reads). */
+  flush(): void {
+    if (!this.enc) return;
+    this.endPass();
+    const cmd = this.enc.finish();
+    this.enc = null;
+    if (this.arenaUsed > 0) this.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed);
+    this.queue.submit([cmd]);
+    this.arenaUsed = 0;
+    this.pending = 0;
+    this.closeScopes();
+    this.openScopes();
+  }
+
+  /** Flushes and waits for every batch's error scopes; throws on any failure. */
+  async sync(): Promise<void> {
+    this.flush();
+    this.closeScopes();
+    this.openScopes();
+    const checks = this.checks;
+    this.checks = [];
+    await Promise.all(checks);
+    this.assertOk();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.enc = null;
+    this.pass = null;
+    this.arena.destroy();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,172 @@
+// LayerNorm over the last dim (LN₀ and affine), forward and backward, as row kernels: one
+// workgroup per row, two-pass mean/variance in f32. dW and dB are column sums over rows,
+// done deterministically in two stages (per-chunk partials, then a per-column sum).
+// Omits: Welford/float64 statistics (f32 two-pass is within the GPU tolerance for C ≤ 10⁴).
+
+import { check } from '../../../src/errors.ts';
+import type { GHandle } from '../buffers.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, rowsCols, runRows, sameShape, wgslReduce, type Env } from './common.ts';
+
+type Def = { key: string; params: string; wgsl: string };
+const defs = new Map<string, Def>();
+function memo(key: string, params: string, make: () => string): Def {
+  let d = defs.get(key);
+  if (!d) defs.set(key, (d = { key, params, wgsl: make() }));
+  return d;
+}
+
+const HEAD = /* wgsl */ `
+struct P { rows: u32, C: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;`;
+
+function fwdDef(wg: number, hasW: boolean, hasB: boolean): Def {
+  let bi = 5;
+  const wDecl = hasW ? `@group(0) @binding(${bi++}) var<storage, read> w: array<f32>;` : '';
+  const bDecl = hasB ? `@group(0) @binding(${bi++}) var<storage, read> bias: array<f32>;` : '';
+  const out = `xh${hasW ? ' * w[c]' : ''}${hasB ? ' + bias[c]' : ''}`;
+  return memo(`ln_fwd_${wg}_${hasW}_${hasB}`, 'uufu', () => `${HEAD}
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+${wDecl}
+${bDecl}
+${wgslReduce(wg)}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let o = wgid * p.C;
+  var s = 0.0;
+  for (var c = li; c < p.C; c = c + ${wg}u) { s = s + x[o + c]; }
+  let m = wg_sum(s, li) / f32(p.C);
+  var v = 0.0;
+  for (var c = li; c < p.C; c = c + ${wg}u) { let d = x[o + c] - m; v = v + d * d; }
+  let rs = 1.0 / sqrt(wg_sum(v, li) / f32(p.C) + p.eps);
+  for (var c = li; c < p.C; c = c + ${wg}u) {
+    let xh = (x[o + c] - m) * rs;
+    y[o + c] = ${out};
+  }
+  if (li == 0u) { mean[wgid] = m; rstd[wgid] = rs; }
+}`);
+}
+
+function bwdDef(wg: number, hasW: boolean): Def {
+  const dxh = hasW ? 'dY[o + c] * w[c]' : 'dY[o + c]';
+  return memo(`ln_bwd_${wg}_${hasW}`, 'uufu', () => `${HEAD}
+@group(0) @binding(2) var<storage, read> dY: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dX: array<f32>;
+${hasW ? '@group(0) @binding(6) var<storage, read> w: array<f32>;' : ''}
+${wgslReduce(wg)}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let o = wgid * p.C;
+  let m = mean[wgid];
+  let rs = rstd[wgid];
+  var sd = 0.0;
+  var sdx = 0.0;
+  for (var c = li; c < p.C; c = c + ${wg}u) {
+    let d = ${dxh};
+    sd = sd + d;
+    sdx = sdx + d * (x[o + c] - m) * rs;
+  }
+  let md = wg_sum(sd, li) / f32(p.C);
+  let mdx = wg_sum(sdx, li) / f32(p.C);
+  for (var c = li; c < p.C; c = c + ${wg}u) {
+    let xh = (x[o + c] - m) * rs;
+    dX[o + c] = rs * (${dxh} - md - xh * mdx);
+  }
+}`);
+}
+
+/** Stage 1 of dW/dB: partials (chunks, C) over R-row chunks. Grid (ceil(C/64), chunks). */
+const COLS = memo('ln_cols', 'uuuu', () => /* wgsl */ `
+struct P { rows: u32, C: u32, R: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dY: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pb: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let c = wid.x * 64u + li;
+  if (c >= p.C) { return; }
+  let r0 = wid.y * p.R;
+  let r1 = min(p.rows, r0 + p.R);
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var r = r0; r < r1; r = r + 1u) {
+    let g = dY[r * p.C + c];
+    sw = sw + g * (x[r * p.C + c] - mean[r]) * rstd[r];
+    sb = sb + g;
+  }
+  pw[wid.y * p.C + c] = sw;
+  pb[wid.y * p.C + c] = sb;
+}`);
+
+/** Stage 2: out[c] = Σ_chunk part[chunk, c], in chunk order. */
+export const COL_SUM = memo('col_sum', 'uu', () => /* wgsl */ `
+struct P { C: u32, chunks: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let c = wgid * 64u + li;
+  if (c >= p.C) { return; }
+  var s = 0.0;
+  for (var k = 0u; k < p.chunks; k = k + 1u) { s = s + part[k * p.C + c]; }
+  out[c] = s;
+}`);
+
+function checkParam(t: GHandle | null, C: number, what: string): void {
+  check(!t || (t.shape.length === 1 && t.shape[0] === C), () => `layerNorm: ${what} must be [${C}], got [${t!.shape}]`);
+}
+
+export function layerNorm(
+  env: Env, x: GHandle, w: GHandle | null, b: GHandle | null, eps: number,
+): { y: GHandle; mean: GHandle; rstd: GHandle } {
+  const { rows, cols } = rowsCols(x.shape);
+  checkParam(w, cols, 'weight');
+  checkParam(b, cols, 'bias');
+  const { mem } = env;
+  const y = mem.alloc(x.shape), mean = mem.alloc([rows]), rstd = mem.alloc([rows]);
+  const binds = [mem.bind(x), mem.bind(y), mem.bind(mean), mem.bind(rstd)];
+  if (w) binds.push(mem.bind(w));
+  if (b) binds.push(mem.bind(b));
+  runRows(env, fwdDef(rowWorkgroup(cols), !!w, !!b), binds, [rows, cols, eps, 0], rows);
+  return { y, mean, rstd };
+}
+
+export function layerNormBackward(
+  env: Env, dY: GHandle, x: GHandle, mean: GHandle, rstd: GHandle, w: GHandle | null,
+): { dX: GHandle; dW: GHandle | null; dB: GHandle | null } {
+  sameShape(dY, x, 'layerNormBackward');
+  const { rows, cols: C } = rowsCols(x.shape);
+  checkParam(w, C, 'weight');
+  const { mem, ctx } = env;
+  const dX = mem.alloc(x.shape);
+  const binds = [mem.bind(x), mem.bind(dY), mem.bind(mean), mem.bind(rstd), mem.bind(dX)];
+  if (w) binds.push(mem.bind(w));
+  runRows(env, bwdDef(rowWorkgroup(C), !!w), binds, [rows, C, 0, 0], rows);
+  if (!w) return { dX, dW: null, dB: null };
+  const R = Math.max(32, Math.ceil(rows / 1024));
+  const chunks = Math.max(1, Math.ceil(rows / R));
+  const pw = mem.alloc([chunks, C]), pb = mem.alloc([chunks, C]);
+  ctx.run(COLS, [mem.bind(x), mem.bind(dY), mem.bind(mean), mem.bind(rstd), mem.bind(pw), mem.bind(pb)],
+    [rows, C, R, 0], [Math.ceil(C / 64), chunks]);
+  const dW = mem.alloc([C]), dB = mem.alloc([C]);
+  const g = ctx.grid1D(Math.ceil(C / 64));
+  ctx.run(COL_SUM, [mem.bind(pw), mem.bind(dW)], [C, chunks], g);
+  ctx.run(COL_SUM, [mem.bind(pb), mem.bind(dB)], [C, chunks], g);
+  mem.dispose(pw);
+  mem.dispose(pb);
+  return { dX, dW, dB };
+}

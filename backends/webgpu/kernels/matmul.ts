@@ -1,0 +1,173 @@
+// Batched matmul C = op(A)·op(B) as one register-tiled WGSL kernel: a 16×16 workgroup
+// computes a 64×64 tile of C, each thread a 4×4 block held in four vec4 accumulators, over
+// K in steps of 16 staged through workgroup memory as vec4 rows. Transposes are folded into
+// the tile loads (each load is coalesced along the stored layout). An optional prologue
+// applies Θ (the Pattention row norm + activation) to A as it is loaded, from row stats.
+// Omits: split-K, f16, subgroup matrices; tiles smaller than 64 for tiny shapes.
+
+import { check } from '../../../src/errors.ts';
+import type { Variant } from '../../../src/backend.ts';
+import type { GHandle } from '../buffers.ts';
+import { WGSL_GELU, type Env } from './common.ts';
+
+/** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
+export type AXform = 'none' | Variant;
+
+export interface MatmulDims {
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+  transA: boolean;
+  transB: boolean;
+  /** B has one matrix per batch (else one shared matrix). */
+  bBatched: boolean;
+}
+
+const TILE = 64;
+const TK = 16;
+
+/** Θ applied to one stored element v of row r of the scores (stats: vec2 per row). */
+function xformExpr(x: AXform): string {
+  if (x === 'l2_norm_gelu') return 'gelu(v * st[r].x)';
+  if (x === 'gelu_l2_norm') return 'gelu(v) * st[r].x';
+  if (x === 'softmax') return 'exp(v - st[r].x) * st[r].y';
+  return 'v';
+}
+
+function matmulWGSL(transA: boolean, transB: boolean, xf: AXform): string {
+  // Element (m, k) of op(A) sits at row r / column c of the stored matrix.
+  const aIdx = transA ? 'k * p.M + m' : 'm * p.K + k';
+  const aRow = transA ? 'k' : 'm';
+  const bIdx = transB ? 'n * p.K + k' : 'k * p.N + n';
+  // Thread → tile element maps, coalesced along the stored contiguous dim.
+  const aMap = transA ? ['e % 64u', 'e / 64u'] : ['e / 16u', 'e % 16u']; // [mm, kk]
+  const bMap = transB ? ['e / 16u', 'e % 16u'] : ['e % 64u', 'e / 64u']; // [nn, kk]
+  const stats = xf === 'none' ? '' : '@group(0) @binding(4) var<storage, read> st: array<vec2<f32>>;';
+  return /* wgsl */ `
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+${stats}
+${xf === 'l2_norm_gelu' || xf === 'gelu_l2_norm' ? WGSL_GELU : ''}
+var<workgroup> As: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][m/4]
+var<workgroup> Bs: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][n/4]
+
+fn load_a(base: u32, m: u32, k: u32) -> f32 {
+  if (m >= p.M || k >= p.K) { return 0.0; }
+  let v = a[base + ${aIdx}];
+  let r = ${aRow};
+  return ${xformExpr(xf)};
+}
+fn load_b(base: u32, k: u32, n: u32) -> f32 {
+  if (n >= p.N || k >= p.K) { return 0.0; }
+  return b[base + ${bIdx}];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let z = wid.z + p.z0;
+  let aBase = z * p.sA;
+  let bBase = z * p.sB;
+  let cBase = z * p.sC;
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  let tid = lid.y * 16u + lid.x;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k0 = 0u; k0 < p.K; k0 = k0 + 16u) {
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      let e = tid + i * 256u;
+      let am = ${aMap[0]};
+      let ak = ${aMap[1]};
+      As[ak * 16u + am / 4u][am % 4u] = load_a(aBase, m0 + am, k0 + ak);
+      let bn = ${bMap[0]};
+      let bk = ${bMap[1]};
+      Bs[bk * 16u + bn / 4u][bn % 4u] = load_b(bBase, k0 + bk, n0 + bn);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+      let av = As[kk * 16u + lid.y];
+      let bv = Bs[kk * 16u + lid.x];
+      acc0 = fma(vec4<f32>(av.x), bv, acc0);
+      acc1 = fma(vec4<f32>(av.y), bv, acc1);
+      acc2 = fma(vec4<f32>(av.z), bv, acc2);
+      acc3 = fma(vec4<f32>(av.w), bv, acc3);
+    }
+    workgroupBarrier();
+  }
+  let row = m0 + lid.y * 4u;
+  let col = n0 + lid.x * 4u;
+  let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    if (row + i < p.M) {
+      let o = cBase + (row + i) * p.N + col;
+      for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col + j < p.N) { c[o + j] = acc[i][j]; }
+      }
+    }
+  }
+}
+`;
+}
+
+function def(transA: boolean, transB: boolean, xf: AXform) {
+  const key = `matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${xf}`;
+  return { key, params: 'uuuuuuuu', wgsl: matmulWGSL(transA, transB, xf) };
+}
+const defs = new Map<string, ReturnType<typeof def>>();
+function getDef(transA: boolean, transB: boolean, xf: AXform) {
+  const k = `${transA}${transB}${xf}`;
+  let d = defs.get(k);
+  if (!d) defs.set(k, (d = def(transA, transB, xf)));
+  return d;
+}
+
+/** The dims of op(a)·op(b) under the contract's shape rules; throws on a mismatch. */
+export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: boolean): MatmulDims {
+  const as = a.shape, bs = b.shape;
+  check(as.length >= 2 && bs.length >= 2, () => `matmul: operands must be ≥ 2-D, got [${as}] and [${bs}]`);
+  const [ar, ac] = as.slice(-2), [br, bc] = bs.slice(-2);
+  const M = transA ? ac : ar, K = transA ? ar : ac;
+  const N = transB ? br : bc, Kb = transB ? bc : br;
+  check(K === Kb, () => `matmul: inner dims differ, [${as}]${transA ? 'ᵀ' : ''} · [${bs}]${transB ? 'ᵀ' : ''}`);
+  const lead = as.slice(0, -2), bLead = bs.slice(0, -2);
+  const bBatched = bs.length > 2;
+  check(!bBatched || (bLead.length === lead.length && bLead.every((d, i) => d === lead[i])),
+    () => `matmul: batched B [${bs}] must share A's leading dims [${lead}]`);
+  let batch = 1;
+  for (const d of lead) batch *= d;
+  return { batch, M, K, N, transA, transB, bBatched };
+}
+
+/** Encodes c = op(xform(a))·op(b); c is (batch, M, N). stats required unless xf = 'none'. */
+export function matmulInto(
+  env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, xf: AXform = 'none', stats?: GHandle,
+): void {
+  const { ctx, mem } = env;
+  const gx = Math.ceil(d.N / TILE), gy = Math.ceil(d.M / TILE);
+  const k = getDef(d.transA, d.transB, xf);
+  const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
+  if (xf !== 'none') binds.push(mem.bind(stats!));
+  const sA = d.M * d.K, sB = d.bBatched ? d.K * d.N : 0, sC = d.M * d.N;
+  for (let z0 = 0; z0 < d.batch; z0 += ctx.maxGroups) {
+    const gz = Math.min(ctx.maxGroups, d.batch - z0);
+    ctx.run(k, binds, [d.M, d.N, d.K, sA, sB, sC, z0, 0], [gx, gy, gz]);
+  }
+}
+
+/** The contract's matmul: a new tensor [...lead, M, N]. */
+export function matmul(env: Env, a: GHandle, b: GHandle, transA: boolean, transB: boolean): GHandle {
+  const d = matmulDims(a, b, transA, transB);
+  const c = env.mem.alloc([...a.shape.slice(0, -2), d.M, d.N]);
+  if (d.K === 0) {
+    env.mem.dispose(c);
+    return env.mem.zeros([...a.shape.slice(0, -2), d.M, d.N]);
+  }
+  matmulInto(env, c, a, b, d);
+  return c;
+}

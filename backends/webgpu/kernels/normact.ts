@@ -1,0 +1,170 @@
+// Θ, the Pattention row norm + activation (spec/ops/norm_act.md), as row kernels: one
+// workgroup per row of scores. Forward, backward, and the per-row stats that let the fused
+// Pattention apply Θ inside the A·V matmul's load (kernels/matmul.ts prologue).
+// Omits: rescaling before squaring (a row with |s| > ~1e19 overflows f32 in ‖s‖²).
+// NOTE: a zero-norm row gives a = 0 and dS = 0, as the CPU reference (the official code
+// gives NaN there).
+
+import { VARIANTS, type NormActParams, type Variant } from '../../../src/backend.ts';
+import { check } from '../../../src/errors.ts';
+import type { GHandle } from '../buffers.ts';
+import { WGSL_GELU, WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, rowsCols, runRows, sameShape, wgslReduce, type Env } from './common.ts';
+
+/** Row stats as vec2: l2 variants (c = √normN/‖·‖ or 0, 0); softmax (max, normN/Σexp). */
+function statsFn(v: Variant, wg: number): string {
+  if (v === 'softmax') {
+    return /* wgsl */ `
+fn row_stats(base: u32, li: u32) -> vec2<f32> {
+  var mx = -0x1.fffffep+127f;
+  for (var j = li; j < p.n; j = j + ${wg}u) { mx = max(mx, s[base + j]); }
+  mx = wg_max(mx, li);
+  var z = 0.0;
+  for (var j = li; j < p.n; j = j + ${wg}u) { z = z + exp(s[base + j] - mx); }
+  z = wg_sum(z, li);
+  return vec2<f32>(mx, p.normN / z);
+}`;
+  }
+  const val = v === 'gelu_l2_norm' ? 'gelu(s[base + j])' : 's[base + j]';
+  return /* wgsl */ `
+fn row_stats(base: u32, li: u32) -> vec2<f32> {
+  var ss = 0.0;
+  for (var j = li; j < p.n; j = j + ${wg}u) { let g = ${val}; ss = ss + g * g; }
+  let r = sqrt(wg_sum(ss, li));
+  return vec2<f32>(select(0.0, p.sq / r, r > 0.0), 0.0);
+}`;
+}
+
+/** Θ of one score v from its row's stats st. */
+function applyExpr(v: Variant): string {
+  if (v === 'l2_norm_gelu') return 'gelu(s[base + j] * st.x)';
+  if (v === 'gelu_l2_norm') return 'gelu(s[base + j]) * st.x';
+  return 'exp(s[base + j] - st.x) * st.y';
+}
+
+function header(wg: number, outs: string): string {
+  return /* wgsl */ `
+struct P { rows: u32, n: u32, sq: f32, normN: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> s: array<f32>;
+${outs}
+${WGSL_GELU}
+${wgslReduce(wg)}`;
+}
+
+const cache = new Map<string, { key: string; params: string; wgsl: string }>();
+function memo(key: string, make: () => string) {
+  let d = cache.get(key);
+  if (!d) cache.set(key, (d = { key, params: 'uuff', wgsl: make() }));
+  return d;
+}
+
+function fwdDef(v: Variant, wg: number) {
+  return memo(`normact_fwd_${v}_${wg}`, () => `${header(wg, '@group(0) @binding(2) var<storage, read_write> a: array<f32>;')}
+${statsFn(v, wg)}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let base = wgid * p.n;
+  let st = row_stats(base, li);
+  for (var j = li; j < p.n; j = j + ${wg}u) { a[base + j] = ${applyExpr(v)}; }
+}`);
+}
+
+function statsDef(v: Variant, wg: number) {
+  return memo(`normact_stats_${v}_${wg}`, () => `${header(wg, '@group(0) @binding(2) var<storage, read_write> out: array<vec2<f32>>;')}
+${statsFn(v, wg)}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let st = row_stats(wgid * p.n, li);
+  if (li == 0u) { out[wgid] = st; }
+}`);
+}
+
+/** Backward bodies: dS from s and dA, recomputing the forward's row quantities. */
+function bwdBody(v: Variant, wg: number): string {
+  const loop = (body: string) => `for (var j = li; j < p.n; j = j + ${wg}u) { ${body} }`;
+  if (v === 'l2_norm_gelu') {
+    return `
+  var ss = 0.0;
+  ${loop('let x = s[base + j]; ss = ss + x * x;')}
+  let r = sqrt(wg_sum(ss, li));
+  let c = select(0.0, p.sq / r, r > 0.0);
+  var dot = 0.0; // ⟨dA·gelu'(s·c), s⟩
+  ${loop('let x = s[base + j]; dot = dot + dA[base + j] * gelu_grad(x * c) * x;')}
+  dot = wg_sum(dot, li);
+  let k = select(0.0, dot / (r * r), r > 0.0);
+  ${loop('let x = s[base + j]; dS[base + j] = c * (dA[base + j] * gelu_grad(x * c) - x * k);')}`;
+  }
+  if (v === 'gelu_l2_norm') {
+    return `
+  var ss = 0.0;
+  var dot = 0.0; // ⟨dA, gelu(s)⟩
+  ${loop('let g = gelu(s[base + j]); ss = ss + g * g; dot = dot + dA[base + j] * g;')}
+  let r = sqrt(wg_sum(ss, li));
+  dot = wg_sum(dot, li);
+  let c = select(0.0, p.sq / r, r > 0.0);
+  let k = select(0.0, dot / (r * r), r > 0.0);
+  ${loop('let x = s[base + j]; dS[base + j] = c * (dA[base + j] - gelu(x) * k) * gelu_grad(x);')}`;
+  }
+  return `
+  let st = row_stats(base, li);
+  var dot = 0.0; // Σ P·dA
+  ${loop('dot = dot + exp(s[base + j] - st.x) * st.y * dA[base + j];')}
+  dot = wg_sum(dot, li) / p.normN;
+  ${loop('dS[base + j] = exp(s[base + j] - st.x) * st.y * (dA[base + j] - dot);')}`;
+}
+
+function bwdDef(v: Variant, wg: number) {
+  const outs = `@group(0) @binding(2) var<storage, read> dA: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dS: array<f32>;`;
+  return memo(`normact_bwd_${v}_${wg}`, () => `${header(wg, outs)}
+${v === 'softmax' ? statsFn(v, wg) : ''}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let base = wgid * p.n;
+  ${bwdBody(v, wg)}
+}`);
+}
+
+/** The CPU backend's check of Θ's settings (same message, UserError). */
+export function checkNormAct(p: NormActParams, what: string): void {
+  check(VARIANTS.includes(p.variant), `${what}: unknown norm activation '${p.variant}'`);
+  check(Number.isFinite(p.normN) && p.normN > 0, `${what}: normN must be > 0, got ${p.normN}`);
+}
+
+function params(rows: number, n: number, p: NormActParams): number[] {
+  return [rows, n, Math.sqrt(p.normN), p.normN];
+}
+
+/** a = Θ(s) row-wise over the last dim. */
+export function normAct(env: Env, s: GHandle, p: NormActParams): GHandle {
+  checkNormAct(p, 'normAct');
+  const { rows, cols } = rowsCols(s.shape);
+  const a = env.mem.alloc(s.shape);
+  runRows(env, fwdDef(p.variant, rowWorkgroup(cols)), [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows);
+  return a;
+}
+
+/** dS from dA and the scores s. */
+export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActParams): GHandle {
+  sameShape(s, dA, 'normActBackward');
+  checkNormAct(p, 'normActBackward');
+  const { rows, cols } = rowsCols(s.shape);
+  const dS = env.mem.alloc(s.shape);
+  const binds = [env.mem.bind(s), env.mem.bind(dA), env.mem.bind(dS)];
+  runRows(env, bwdDef(p.variant, rowWorkgroup(cols)), binds, params(rows, cols, p), rows);
+  return dS;
+}
+
+/** Per-row stats (rows, 2) of s for the matmul prologue (see statsFn). */
+export function normActStats(env: Env, s: GHandle, p: NormActParams): GHandle {
+  const { rows, cols } = rowsCols(s.shape);
+  const st = env.mem.alloc([rows, 2]);
+  runRows(env, statsDef(p.variant, rowWorkgroup(cols)), [env.mem.bind(s), env.mem.bind(st)], params(rows, cols, p), rows);
+  return st;
+}

@@ -1,0 +1,61 @@
+// AdamW (decoupled decay) in place on param, m, v, with the global-norm clip coefficient
+// computed on the device from gradNormSq (a [] tensor from sumSquares): a training step
+// needs no readback. Order and formulas follow src/ops/adamw.ts (spec/ops/adamw.md).
+// Omits: amsgrad, per-group settings (the caller passes weightDecay per parameter).
+// NOTE: bias corrections and the decay factor are computed in float64 on the host and
+// rounded to f32 once; the update itself is f32.
+
+import type { AdamWParams } from '../../../src/backend.ts';
+import { check } from '../../../src/errors.ts';
+import type { GHandle } from '../buffers.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
+
+function adamwDef(clip: boolean) {
+  return {
+    key: `adamw_${clip ? 'clip' : 'noclip'}`,
+    params: 'ufffffffff',
+    wgsl: /* wgsl */ `
+struct P { n: u32, lr: f32, b1: f32, b2: f32, eps: f32, decay: f32, bc1: f32, bc2: f32, scale: f32, maxNorm: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+${clip ? '@group(0) @binding(5) var<storage, read> gns: array<f32>;' : ''}
+@compute @workgroup_size(256)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let i = wgid * 256u + li;
+  if (i >= p.n) { return; }
+  ${clip ? 'let coef = min(1.0, p.maxNorm / (sqrt(gns[0]) + 1e-6));' : 'let coef = 1.0;'}
+  let g = p.scale * coef * grad[i];
+  let mi = p.b1 * m[i] + (1.0 - p.b1) * g;
+  let vi = p.b2 * v[i] + (1.0 - p.b2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  param[i] = param[i] * p.decay - (p.lr * (mi / p.bc1)) / (sqrt(vi / p.bc2) + p.eps);
+}`,
+  };
+}
+const CLIP = adamwDef(true);
+const NOCLIP = adamwDef(false);
+
+/** One in-place AdamW step (see src/ops/adamw.ts for the order of operations). */
+export function adamw(
+  env: Env, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams, gradNormSq: GHandle | null,
+): void {
+  check(p.step >= 1 && Number.isInteger(p.step), `adamw: step must be an integer ≥ 1, got ${p.step}`);
+  const clip = p.maxGradNorm > 0;
+  check(!clip || gradNormSq !== null, 'adamw: gradNormSq is required when maxGradNorm > 0');
+  for (const t of [grad, m, v]) sameShape(param, t, 'adamw');
+  const stores = new Set([param.store, grad.store, m.store, v.store]);
+  check(stores.size === 4, 'adamw: param, grad, m and v must be distinct tensors');
+  const { mem } = env;
+  const binds = [mem.bind(param), mem.bind(grad), mem.bind(m), mem.bind(v)];
+  if (clip) binds.push(mem.bind(gradNormSq!));
+  const params = [
+    param.size, p.lr, p.beta1, p.beta2, p.eps, 1 - p.lr * p.weightDecay,
+    1 - Math.pow(p.beta1, p.step), 1 - Math.pow(p.beta2, p.step), p.gradScale, p.maxGradNorm,
+  ];
+  runElems(env, clip ? CLIP : NOCLIP, binds, params, param.size);
+}

@@ -1,0 +1,82 @@
+// Deterministic reductions to a scalar: per-workgroup partial sums (of x or x²) into a
+// partials buffer, then one workgroup summing the partials in a fixed tree order.
+// Omits: float atomics (WGSL has none); Kahan compensation (f32 tree sums err ~log₂(n)·ε).
+
+import type { GHandle } from '../buffers.ts';
+import type { Binding } from '../device.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, wgslReduce, type Env } from './common.ts';
+
+/** Elements per workgroup in the partial stage (256 threads × 8). */
+export const CHUNK = 2048;
+
+const partialDef = (square: boolean) => ({
+  key: `reduce_partial_${square ? 'sq' : 'sum'}`,
+  params: 'uu',
+  wgsl: /* wgsl */ `
+struct P { n: u32, at: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+${wgslReduce(256)}
+@compute @workgroup_size(256)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let i0 = wgid * ${CHUNK}u;
+  var s = 0.0;
+  for (var k = 0u; k < 8u; k = k + 1u) {
+    let i = i0 + k * 256u + li;
+    if (i < p.n) { let v = x[i]; s = s + ${square ? 'v * v' : 'v'}; }
+  }
+  s = wg_sum(s, li);
+  if (li == 0u) { part[p.at + wgid] = s; }
+}`,
+});
+const PARTIAL_SQ = partialDef(true);
+const PARTIAL_SUM = partialDef(false);
+
+/** out[0] = scale · Σ part[0..n); one workgroup. */
+const FINAL = {
+  key: 'reduce_final',
+  params: 'uf',
+  wgsl: /* wgsl */ `
+struct P { n: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${wgslReduce(256)}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32) {
+  var s = 0.0;
+  for (var i = li; i < p.n; i = i + 256u) { s = s + part[i]; }
+  s = wg_sum(s, li);
+  if (li == 0u) { out[0] = s * p.scale; }
+}`,
+};
+
+/** Encodes out[0] = scale · Σ part over n partials. */
+export function reduceFinal(env: Env, part: Binding, n: number, out: GHandle, scale: number): void {
+  env.ctx.run(FINAL, [part, env.mem.bind(out)], [n, scale], [1]);
+}
+
+/** [] = scale · Σ x (or Σ x²) over every element of every tensor. */
+export function sumAll(env: Env, ts: readonly GHandle[], square: boolean, scale = 1): GHandle {
+  const { mem, ctx } = env;
+  const counts = ts.map((t) => Math.ceil(t.size / CHUNK));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const part = mem.alloc([Math.max(1, total)]);
+  let at = 0;
+  ts.forEach((t, i) => {
+    if (counts[i] === 0) return;
+    ctx.run(square ? PARTIAL_SQ : PARTIAL_SUM, [mem.bind(t), mem.bind(part)], [t.size, at], ctx.grid1D(counts[i]));
+    at += counts[i];
+  });
+  const out = mem.alloc([]);
+  reduceFinal(env, mem.bind(part), total, out, scale);
+  mem.dispose(part);
+  return out;
+}
+
+/** Σ x² over every element of every tensor → [] (the global gradient norm²). */
+export function sumSquares(env: Env, ts: readonly GHandle[]): GHandle {
+  return sumAll(env, ts, true);
+}

@@ -1,0 +1,183 @@
+// Kernels indexed by token ids: embedding lookup and its scatter-add backward, cross-entropy
+// forward (row log-sum-exp, then the mean) and backward. Ids and targets are validated on
+// the host from the upload's shadow copy with the CPU reference's own check (checkIds), so
+// an out-of-range id throws the same UserError before any kernel runs.
+// NOTE: the scatter-add is a gather: the host sorts positions by id (CSR: offsets (V+1),
+// positions (N)), and one thread per (vocab row, channel) sums its positions in order. No
+// atomics, deterministic, and the same summation order as the CPU reference.
+// Omits: ignore_index, label smoothing, padding_idx.
+
+import { check } from '../../../src/errors.ts';
+import { checkIds } from '../../../src/ops/embedding.ts';
+import type { GHandle } from '../buffers.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, runElems, runRows, wgslReduce, type Env } from './common.ts';
+import { reduceFinal } from './reduce.ts';
+
+const EMB = {
+  key: 'embedding',
+  params: 'uu',
+  wgsl: /* wgsl */ `
+struct P { n: u32, C: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let i = wgid * 256u + li;
+  if (i >= p.n) { return; }
+  out[i] = table[u32(ids[i / p.C]) * p.C + i % p.C];
+}`,
+};
+
+/** ids: i32 [B, T]; table: [V, C] → [B, T, C]. */
+export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
+  check(table.shape.length === 2, () => `embedding: table must be [V, C], got [${table.shape}]`);
+  const [V, C] = table.shape;
+  checkIds(env.mem.hostInts(ids), V);
+  const out = env.mem.alloc([...ids.shape, C]);
+  runElems(env, EMB, [env.mem.bind(ids), env.mem.bind(table), env.mem.bind(out)], [out.size, C], out.size);
+  return out;
+}
+
+const EMB_BWD = {
+  key: 'embedding_bwd',
+  params: 'uu',
+  wgsl: /* wgsl */ `
+struct P { n: u32, C: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> offs: array<i32>; // (V + 1)
+@group(0) @binding(2) var<storage, read> pos: array<i32>;  // (N) positions sorted by id
+@group(0) @binding(3) var<storage, read> dOut: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dTable: array<f32>;
+@compute @workgroup_size(256)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let i = wgid * 256u + li;
+  if (i >= p.n) { return; }
+  let v = i / p.C;
+  let c = i % p.C;
+  var s = 0.0;
+  for (var q = offs[v]; q < offs[v + 1u]; q = q + 1) { s = s + dOut[u32(pos[q]) * p.C + c]; }
+  dTable[i] = s;
+}`,
+};
+
+/** Counting sort of positions by id: offsets (V+1) and positions (N). */
+function csr(ids: Int32Array, V: number): { offs: Int32Array; pos: Int32Array } {
+  const offs = new Int32Array(V + 1);
+  for (let i = 0; i < ids.length; i++) offs[ids[i] + 1]++;
+  for (let v = 0; v < V; v++) offs[v + 1] += offs[v];
+  const fill = offs.slice(0, V);
+  const pos = new Int32Array(Math.max(1, ids.length));
+  for (let i = 0; i < ids.length; i++) pos[fill[ids[i]]++] = i;
+  return { offs, pos };
+}
+
+/** dTable [V, C] = scatter-add of dOut [..., C] rows at ids. */
+export function embeddingBackward(env: Env, ids: GHandle, dOut: GHandle, vocab: number): GHandle {
+  const host = env.mem.hostInts(ids);
+  check(Number.isInteger(vocab) && vocab > 0, () => `embeddingBackward: vocab must be a positive integer, got ${vocab}`);
+  const C = dOut.shape[dOut.shape.length - 1];
+  check(dOut.shape.length === ids.shape.length + 1 && ids.shape.every((d, i) => d === dOut.shape[i]),
+    () => `embeddingBackward: dOut [${dOut.shape}] does not match ids [${ids.shape}] + [C]`);
+  checkIds(host, vocab);
+  const { offs, pos } = csr(host, vocab);
+  const mem = env.mem;
+  const o = mem.upload(offs, [offs.length], 'i32'), p = mem.upload(pos, [pos.length], 'i32');
+  const dT = mem.alloc([vocab, C]);
+  runElems(env, EMB_BWD, [mem.bind(o), mem.bind(p), mem.bind(dOut), mem.bind(dT)], [dT.size, C], dT.size);
+  mem.dispose(o);
+  mem.dispose(p);
+  return dT;
+}
+
+function ceFwdDef(wg: number) {
+  return {
+    key: `ce_fwd_${wg}`,
+    params: 'uu',
+    wgsl: /* wgsl */ `
+struct P { rows: u32, V: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> l: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<i32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
+${wgslReduce(wg)}
+@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  if (wgid >= p.rows) { return; }
+  let o = wgid * p.V;
+  var mx = -0x1.fffffep+127f;
+  for (var j = li; j < p.V; j = j + ${wg}u) { mx = max(mx, l[o + j]); }
+  mx = wg_max(mx, li);
+  var z = 0.0;
+  for (var j = li; j < p.V; j = j + ${wg}u) { z = z + exp(l[o + j] - mx); }
+  z = wg_sum(z, li);
+  if (li == 0u) {
+    let r = mx + log(z);
+    lse[wgid] = r;
+    rowLoss[wgid] = r - l[o + u32(tgt[wgid])];
+  }
+}`,
+  };
+}
+const ceDefs = new Map<number, ReturnType<typeof ceFwdDef>>();
+
+function ceCheck(env: Env, logits: GHandle, targets: GHandle): { N: number; V: number } {
+  check(logits.shape.length >= 1, 'crossEntropy: logits must be [..., V], got a scalar');
+  const V = logits.shape[logits.shape.length - 1];
+  const N = V === 0 ? 0 : logits.size / V;
+  check(N > 0, 'crossEntropy: no rows');
+  check(targets.size === N, () => `crossEntropy: ${N} logit rows but ${targets.size} targets ([${targets.shape}])`);
+  checkIds(env.mem.hostInts(targets), V, 'target');
+  return { N, V };
+}
+
+/** loss [] (mean over rows) and lse [N]. */
+export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { loss: GHandle; lse: GHandle } {
+  const { N, V } = ceCheck(env, logits, targets);
+  const { mem } = env;
+  const wg = rowWorkgroup(V);
+  let d = ceDefs.get(wg);
+  if (!d) ceDefs.set(wg, (d = ceFwdDef(wg)));
+  const lse = mem.alloc([N]), rowLoss = mem.alloc([N]);
+  runRows(env, d, [mem.bind(logits), mem.bind(targets), mem.bind(lse), mem.bind(rowLoss)], [N, V], N);
+  const loss = mem.alloc([]);
+  reduceFinal(env, mem.bind(rowLoss), N, loss, 1 / N);
+  mem.dispose(rowLoss);
+  return { loss, lse };
+}
+
+const CE_BWD = {
+  key: 'ce_bwd',
+  params: 'uuf',
+  wgsl: /* wgsl */ `
+struct P { n: u32, V: u32, c: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> l: array<f32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> tgt: array<i32>;
+@group(0) @binding(4) var<storage, read_write> dl: array<f32>;
+@compute @workgroup_size(256)
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let i = wgid * 256u + li;
+  if (i >= p.n) { return; }
+  let r = i / p.V;
+  let hit = select(0.0, 1.0, i % p.V == u32(tgt[r]));
+  dl[i] = p.c * (exp(l[i] - lse[r]) - hit);
+}`,
+};
+
+/** dLogits = dLoss · (softmax(logits) − onehot) / N. */
+export function crossEntropyBackward(env: Env, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number): GHandle {
+  const { N, V } = ceCheck(env, logits, targets);
+  const { mem } = env;
+  const dl = mem.alloc(logits.shape);
+  const binds = [mem.bind(logits), mem.bind(lse), mem.bind(targets), mem.bind(dl)];
+  runElems(env, CE_BWD, binds, [dl.size, V, dLoss / N], dl.size);
+  return dl;
+}

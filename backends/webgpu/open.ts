@@ -1,0 +1,70 @@
+// Opening Dawn: import the native module lazily, find an adapter, and request a device with
+// the adapter's highest buffer and workgroup limits. Any failure to get that far is
+// BackendUnavailable, so callers can fall back to the CPU reference.
+// Omits: adapter selection among several GPUs (Dawn's default choice is used).
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BackendUnavailable } from '../index.ts';
+
+/** Limits requested at the adapter's own maximum (the defaults are the spec minimums). */
+const RAISED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+type Dawn = { create(flags: string[]): GPU; globals: object };
+
+async function loadDawn(): Promise<Dawn> {
+  try {
+    return (await import('webgpu')) as unknown as Dawn;
+  } catch (e) {
+    throw new BackendUnavailable(`the 'webgpu' (Dawn) module failed to load: ${(e as Error).message}`);
+  }
+}
+
+/** The GPU entry point, shared by every backend instance in this process. */
+let gpuPromise: Promise<GPU> | null = null;
+
+/** navigator.gpu-like object from Dawn (also used by the TensorFlow.js bench). */
+export function getGPU(): Promise<GPU> {
+  gpuPromise ??= (async () => {
+    // Dawn's Vulkan loader wants a runtime dir; lavapipe in CI has none.
+    process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'tokenformer-xdg-'));
+    const dawn = await loadDawn();
+    // The GPU* constructors/enums as globals, as in a browser; existing ones are kept.
+    for (const [k, v] of Object.entries(dawn.globals)) {
+      if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    }
+    return dawn.create([]);
+  })();
+  gpuPromise.catch(() => { gpuPromise = null; });
+  return gpuPromise;
+}
+
+export async function openDevice(): Promise<{ device: GPUDevice; description: string }> {
+  const gpu = await getGPU();
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new BackendUnavailable(`WebGPU requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new BackendUnavailable('no WebGPU adapter (Dawn found no Vulkan/Metal/D3D device)');
+  const requiredLimits: Record<string, number> = {};
+  for (const k of RAISED_LIMITS) requiredLimits[k] = adapter.limits[k];
+  const info = adapter.info;
+  const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  try {
+    const device = await adapter.requestDevice({ requiredLimits, label: 'tokenformer' });
+    return { device, description };
+  } catch (e) {
+    throw new BackendUnavailable(`WebGPU requestDevice failed: ${(e as Error).message}`);
+  }
+}
