@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../backends/cpu.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { Trainer } from '../../src/train/trainer.ts';
+import { growModel } from '../../src/grow.ts';
+import { Rng } from '../../src/rng.ts';
 import { tinyArgs, tinyConfig, tinyCorpus } from './helpers.ts';
 
 const be = createCpuBackend();
@@ -39,5 +41,22 @@ describe('Trainer', () => {
     const wa = loadCheckpoint(dirA).weights;
     const wb = loadCheckpoint(dirB).weights;
     for (const [name, t] of wa) expect(Array.from(wb.get(name)!.data)).toEqual(Array.from(t.data));
+  });
+
+  it('grows mid-training: validation loss unchanged, old moments carried, new moments zero', async () => {
+    const t = Trainer.fresh(be, tinyConfig(), null, tinyArgs({ steps: 4, evalEvery: 0 }), corpus);
+    await t.run();
+    const before = await t.evaluate();
+    const name = 'sequential.2.mlp.key_param_tokens';
+    const m0 = await be.read(t.opt.m.get(name)!);
+    const g = growModel(t.config, await t.model.toHost(), { qkv: 16, proj: 16, ffn: 32 }, 'zero', new Rng(1));
+    await t.grow(g.config, g.weights);
+    expect(await t.evaluate()).toBe(before);
+    const m1 = await be.read(t.opt.m.get(name)!);
+    expect(Array.from(m1.subarray(0, m0.length))).toEqual(Array.from(m0));
+    expect(m1.subarray(m0.length).every((v) => v === 0)).toBe(true);
+    expect(m1.length).toBe(2 * m0.length);
+    const p = await t.trainStep(); // and it keeps training
+    expect(Number.isFinite(p.loss!)).toBe(true);
   });
 });
