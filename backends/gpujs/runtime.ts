@@ -107,7 +107,10 @@ export class Runtime {
     const out = this.make(shape);
     if (out.size === 0) return out;
     for (const a of args) {
-      if (a instanceof Handle && a.size === 0) throw new Error(`gpujs ${key}: empty input tensor`);
+      if (!(a instanceof Handle)) continue;
+      // Checked now, in program order: on webgpu the launch itself runs later.
+      if (a.disposed) throw new Error(`gpujs ${key}: input tensor [${a.shape}] was already disposed`);
+      if (a.size === 0) throw new Error(`gpujs ${key}: empty input tensor`);
     }
     const k = this.kernel(key, src, out.size, constants);
     this.schedule(() => this.call(key, k, out.store.data, args));
@@ -181,7 +184,7 @@ export class Runtime {
         try {
           resolve(await readValue(t.store.data, t.size));
         } catch (e) {
-          reject(e);
+          reject(this.failure ?? e);
         }
       });
       if (!this.async) return;
@@ -211,7 +214,7 @@ export function checkSize(size: number): void {
 
 function deviceValue(h: GHandle): DeviceValue {
   const v = h.store.data.v;
-  if (h.disposed || v === null) throw new Error(`gpujs: tensor [${h.shape}] was disposed or never computed`);
+  if (v === null) throw new Error(`gpujs: tensor [${h.shape}] was freed or never computed`);
   return v;
 }
 
