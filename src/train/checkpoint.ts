@@ -46,6 +46,9 @@ export interface TrainState {
   /** The train arguments (JSON-safe), so a resumed run continues with the same recipe. */
   args: Record<string, unknown>;
   history: HistoryPoint[];
+  /** AdamW's update count (bias correction) when it differs from step: a run continued
+   *  after growth keeps its optimizer but starts a new schedule at step 0. */
+  optStep?: number;
   /** Tokens and FLOPs spent before this run's step 0 (e.g. by the model it was grown from). */
   offsetTokens?: number;
   offsetFlops?: number;

@@ -97,7 +97,7 @@ export class Trainer<T extends Handle> {
     const model = TokenFormer.fromHost(be, s.config, host);
     const opt = new AdamW(be, paramSpecs(s.config), OFFICIAL_ADAMW);
     if (!ck.moments) throw new UserError('checkpoint has no optimizer.safetensors; cannot resume exactly');
-    opt.loadHost(ck.moments, s.step, 'optimizer.safetensors');
+    opt.loadHost(ck.moments, s.optStep ?? s.step, 'optimizer.safetensors');
     const state: TrainState = { ...s, args: { ...a }, history: [...s.history] };
     return new Trainer(be, model, opt, corpus, a, Rng.fromState(s.dataRng), state);
   }
@@ -205,7 +205,7 @@ export class Trainer<T extends Handle> {
   async checkpoint(): Promise<Checkpoint> {
     const host = await this.model.toHost();
     const weights = new Map([...host].map(([k, data]) => [k, { shape: [...this.model.params.get(k)!.shape], data }]));
-    const state: TrainState = { ...this.state, config: this.config, history: [...this.state.history] };
+    const state: TrainState = { ...this.state, config: this.config, history: [...this.state.history], optStep: this.opt.step };
     return { weights, moments: await this.opt.toHost(), state };
   }
 
@@ -223,6 +223,19 @@ export class Trainer<T extends Handle> {
     this.model.dispose();
     this.model = model;
     this.state.config = config;
+  }
+
+  /**
+   * A new stage on this model and optimizer (e.g. after grow): a fresh schedule from `args`
+   * starting at step 0, the data stream continuing where this one stopped, and tokens/FLOPs
+   * counted on from this run's totals. This trainer must not be used afterwards.
+   */
+  continueWith(args: TrainArgs): Trainer<T> {
+    const state = newState(this.config, { ...args }, this.dataRng.getState());
+    const t = this.totals();
+    state.offsetTokens = t.tokens;
+    state.offsetFlops = t.flops;
+    return new Trainer(this.backend, this.model, this.opt, this.corpus, args, Rng.fromState(this.dataRng.getState()), state);
   }
 
   dispose(): void {
