@@ -15,7 +15,9 @@ import { TokenFormer } from '../model.ts';
 import { paramSpecs } from '../params.ts';
 import { Rng } from '../rng.ts';
 import { writeSafetensorsAtomic } from '../safetensors.ts';
-import { brownDocuments, encodeBytes } from '../train/data.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { brownDir, brownToText, encodeBytes } from '../train/data.ts';
 import { readModelFiles } from './io.ts';
 
 interface GrowOpts {
@@ -42,7 +44,7 @@ export interface OutputShift {
 /** A fixed sample: B×T bytes of Brown text (ids taken mod vocab), with next-byte targets. */
 function sampleTokens(c: ModelConfig, B = 4, T = 64): { ids: Int32Array; targets: Int32Array; B: number; T: number } {
   const seq = Math.min(T, c.maxPositions);
-  const bytes = encodeBytes(brownDocuments()[0]);
+  const bytes = encodeBytes(brownToText(readFileSync(join(brownDir(), 'ca01'), 'utf8')));
   const ids = new Int32Array(B * seq);
   const targets = new Int32Array(B * seq);
   for (let b = 0; b < B; b++) {

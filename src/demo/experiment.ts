@@ -1,0 +1,144 @@
+// The paper's central experiment in miniature: train a small TokenFormer, grow it (every
+// Pattention layer ×growFactor tokens, zero init), check on the spot that its outputs did not
+// move, keep training; and train the grown size from scratch with the same recipe.
+// Omits: several growth stages (the paper's 124M → 354M → 757M → 1.4B chain) and repeats
+// over seeds; see spec/growth.md for the FLOPs definition and the measured ratios.
+
+import type { Backend, Handle } from '../backend.ts';
+import type { ModelConfig } from '../config.ts';
+import type { Variant } from '../backend.ts';
+import { growModel } from '../grow.ts';
+import { measureShift, type OutputShift } from '../cli/grow.ts';
+import { Rng } from '../rng.ts';
+import type { HistoryPoint } from '../train/checkpoint.ts';
+import type { Corpus } from '../train/data.ts';
+import { paramCount, trainFlopsPerToken } from '../train/flops.ts';
+import { DEFAULT_TRAIN_ARGS, Trainer, type TrainArgs } from '../train/trainer.ts';
+
+export interface DemoOptions {
+  layers: number;
+  hidden: number;
+  heads: number;
+  /** Token counts of the small model; the grown one has growFactor × each. */
+  qkvSlots: number;
+  projSlots: number;
+  ffnSlots: number;
+  growFactor: number;
+  variant: Variant;
+  batch: number;
+  seq: number;
+  lr: number;
+  minLr: number;
+  warmup: number;
+  /** Updates of the small model, of the grown model after growth, and of the from-scratch one. */
+  stepsSmall: number;
+  stepsGrown: number;
+  stepsScratch: number;
+  evalEvery: number;
+  evalBatches: number;
+  seed: number;
+}
+
+/** Defaults sized to finish in well under 10 minutes on 2 CPU cores (the CPU reference). */
+export const DEFAULT_DEMO: DemoOptions = {
+  layers: 2, hidden: 64, heads: 4, qkvSlots: 32, projSlots: 32, ffnSlots: 128, growFactor: 2,
+  variant: 'l2_norm_gelu', batch: 8, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02,
+  stepsSmall: 150, stepsGrown: 100, stepsScratch: 250, evalEvery: 10, evalBatches: 4, seed: 1234,
+};
+
+export interface StageResult {
+  label: string;
+  config: ModelConfig;
+  params: number;
+  flopsPerToken: number;
+  history: HistoryPoint[];
+  seconds: number;
+}
+
+export interface GrowthCheck {
+  /** Validation loss just before and just after growth (same fixed batches). */
+  valBefore: number;
+  valAfter: number;
+  /** Logits on a fixed Brown sample, zero init (ours) and random init (the official recipe). */
+  zero: OutputShift;
+  random: OutputShift;
+}
+
+export interface DemoRun {
+  small: StageResult;
+  grown: StageResult;
+  scratch: StageResult;
+  growth: GrowthCheck;
+  backend: string;
+  corpus: string;
+}
+
+export interface DemoHooks {
+  /** Called when a stage starts; returns the per-step callback. */
+  stage(label: string, startStep: number, steps: number, startTokens: number): { step(p: HistoryPoint): void; done(): void };
+  log(msg: string): void;
+}
+
+export function demoConfigs(o: DemoOptions): { small: ModelConfig; big: ModelConfig } {
+  const small: ModelConfig = {
+    numLayers: o.layers, hiddenSize: o.hidden, numHeads: o.heads, qkvSlots: o.qkvSlots, projSlots: o.projSlots,
+    ffnSlots: o.ffnSlots, maxPositions: Math.max(o.seq, 64), rotaryPct: 0.25, rotaryBase: 10000, variant: o.variant,
+    tied: true, eps: 1e-5, vocabSize: 256, normSlots: {},
+  };
+  const f = o.growFactor;
+  const big = { ...small, qkvSlots: f * o.qkvSlots, projSlots: f * o.projSlots, ffnSlots: f * o.ffnSlots };
+  return { small, big };
+}
+
+function stageArgs(o: DemoOptions, steps: number): TrainArgs {
+  return {
+    ...DEFAULT_TRAIN_ARGS, steps, batch: o.batch, seq: o.seq, accum: 1, lr: o.lr, minLr: o.minLr, warmup: o.warmup,
+    decayIters: null, evalEvery: o.evalEvery, evalBatches: o.evalBatches, saveEvery: 0, seed: o.seed, data: null,
+  };
+}
+
+async function trainStage<T extends Handle>(t: Trainer<T>, label: string, hooks: DemoHooks): Promise<StageResult> {
+  const t0 = performance.now();
+  const h = hooks.stage(label, t.step, t.args.steps, t.totals().tokens);
+  try {
+    await t.run({ onStep: (p) => h.step(p) });
+  } finally {
+    h.done();
+  }
+  return {
+    label, config: t.config, params: paramCount(t.config), flopsPerToken: trainFlopsPerToken(t.config, t.args.seq),
+    history: [...t.state.history], seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Runs the three trainings (small → grown, and from scratch) on one backend. */
+export async function runDemo<T extends Handle>(be: Backend<T>, corpus: Corpus, o: DemoOptions, hooks: DemoHooks): Promise<DemoRun> {
+  const { small: cSmall, big: cBig } = demoConfigs(o);
+  const f = o.growFactor;
+  // 1. the small model
+  const tSmall = Trainer.fresh(be, cSmall, null, stageArgs(o, o.stepsSmall), corpus);
+  const small = await trainStage(tSmall, 'small', hooks);
+  // 2. grow it, and check the outputs on the spot
+  const host = await tSmall.model.toHost();
+  const targets = { qkv: f * o.qkvSlots, proj: f * o.projSlots, ffn: f * o.ffnSlots };
+  const grown = growModel(cSmall, host, targets, 'zero', new Rng(o.seed + 1));
+  const valBefore = small.history[small.history.length - 1].valLoss ?? (await tSmall.evaluate());
+  await tSmall.grow(grown.config, grown.weights);
+  const valAfter = await tSmall.evaluate();
+  const zero = await measureShift(be, cSmall, host, grown.config, grown.weights);
+  const rnd = growModel(cSmall, host, targets, 'random', new Rng(o.seed + 1));
+  const random = await measureShift(be, cSmall, host, rnd.config, rnd.weights);
+  hooks.log(`grew ×${f}: validation loss ${valBefore.toFixed(6)} → ${valAfter.toFixed(6)}; `
+    + `max |Δlogit| ${zero.maxAbsLogitDiff.toExponential(2)} (zero init) vs ${random.maxAbsLogitDiff.toExponential(2)} (official random init)`);
+  // 3. keep training the grown model: a fresh schedule, Adam moments carried over
+  const tGrown = tSmall.continueWith(stageArgs(o, o.stepsGrown));
+  const grownRes = await trainStage(tGrown, 'grown', hooks);
+  tGrown.dispose();
+  // 4. the grown size from scratch, same recipe and seed
+  const tScratch = Trainer.fresh(be, cBig, null, stageArgs(o, o.stepsScratch), corpus);
+  const scratch = await trainStage(tScratch, 'scratch', hooks);
+  tScratch.dispose();
+  return {
+    small, grown: grownRes, scratch, growth: { valBefore, valAfter, zero, random }, backend: be.name, corpus: corpus.source,
+  };
+}
