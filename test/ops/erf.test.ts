@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
-import { erf, erfc } from '../../src/ops/erf.ts';
+import { erf, erfc, erfcExact, erfExact } from '../../src/ops/erf.ts';
 import { gelu, geluGrad } from '../../src/ops/gelu.ts';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
@@ -47,9 +47,16 @@ describe('erf', () => {
     (x, d) => { expect(erf(x + d)).toBeGreaterThanOrEqual(erf(x)); },
   );
 
-  it('is continuous at the switch point', () => {
-    expect(Math.abs(erf(2.5 - 1e-13) - erf(2.5))).toBeLessThan(1e-15);
-    expect(rel(erfc(2.5 - 1e-13), erfc(2.5))).toBeLessThan(1e-11);
+  it('is continuous where the definition and the table switch method (2.5, 6)', () => {
+    for (const f of [erf, erfExact]) expect(Math.abs(f(2.5 - 1e-13) - f(2.5))).toBeLessThan(1e-15);
+    for (const f of [erfc, erfcExact]) expect(rel(f(2.5 - 1e-13), f(2.5))).toBeLessThan(1e-11);
+    expect(rel(erfc(6 - 1e-13), erfc(6))).toBeLessThan(1e-11);
+    expect(erf(6 - 1e-13)).toBeLessThanOrEqual(erf(6));
+  });
+
+  test.prop([fc.double({ min: -6.5, max: 6.5, noNaN: true })])('the Taylor table agrees with the definition', (x) => {
+    if (x !== 0) expect(rel(erf(x), erfExact(x))).toBeLessThan(4e-15);
+    expect(rel(erfc(x), erfcExact(x))).toBeLessThan(1e-12);
   });
 });
 
