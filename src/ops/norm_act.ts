@@ -42,10 +42,12 @@ function rowForward(out: Float64Array, s: Float64Array, p: NormActParams): void 
 }
 
 /**
- * dS of one row from dA, recomputing what the forward needed. dS, s, dA: (n).
+ * dS of one row from dA, recomputing what the forward needed. dS, s, dA, g (scratch): (n).
  * For y = x·c/‖x‖ (c = √normN): dx = c/‖x‖ · (dy − x·⟨dy, x⟩/‖x‖²).
  */
-function rowBackward(dS: Float64Array, s: Float64Array, dA: Float64Array, p: NormActParams): void {
+function rowBackward(
+  dS: Float64Array, s: Float64Array, dA: Float64Array, g: Float64Array, p: NormActParams,
+): void {
   const n = s.length, sq = Math.sqrt(p.normN);
   if (p.variant === 'l2_norm_gelu') {
     const r = l2(s);
@@ -55,8 +57,7 @@ function rowBackward(dS: Float64Array, s: Float64Array, dA: Float64Array, p: Nor
     for (let j = 0; j < n; j++) dot += (dS[j] = dA[j] * geluGrad(s[j] * c)) * s[j];
     for (let j = 0; j < n; j++) dS[j] = c * (dS[j] - (s[j] * dot) / (r * r));
   } else if (p.variant === 'gelu_l2_norm') {
-    const g = new Float64Array(n); // (n) gelu(s)
-    for (let j = 0; j < n; j++) g[j] = gelu(s[j]);
+    for (let j = 0; j < n; j++) g[j] = gelu(s[j]); // g: (n) scratch
     const r = l2(g);
     if (r === 0) return void dS.fill(0);
     const c = sq / r;
@@ -86,9 +87,10 @@ export function normActBackward(
   dS: Float32Array, dA: Float32Array, s: Float32Array, rows: number, n: number, p: NormActParams,
 ): void {
   const sr = new Float64Array(n), dar = new Float64Array(n), dsr = new Float64Array(n); // (n)
+  const scratch = new Float64Array(n); // (n)
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < n; j++) { sr[j] = s[i * n + j]; dar[j] = dA[i * n + j]; }
-    rowBackward(dsr, sr, dar, p);
+    rowBackward(dsr, sr, dar, scratch, p);
     for (let j = 0; j < n; j++) dS[i * n + j] = dsr[j];
   }
 }
