@@ -37,9 +37,20 @@ const MAX_PENDING = 512;
 /** Filters of the error scopes kept open around each batch (popped in reverse). */
 const SCOPES: GPUErrorFilter[] = ['out-of-memory', 'validation', 'internal'];
 
+/** Which matmul kernel suits the adapter (kernels/matmul.ts, kernels/matmul_rowcast.ts). */
+export type MatmulKind = 'tiled' | 'rowcast';
+
+/** 'rowcast' on CPU-emulated adapters, 'tiled' on GPUs; TOKENFORMER_WEBGPU_MATMUL overrides. */
+export function pickMatmulKind(description: string): MatmulKind {
+  const env = process.env.TOKENFORMER_WEBGPU_MATMUL;
+  if (env === 'tiled' || env === 'rowcast') return env;
+  return /llvmpipe|lavapipe|swiftshader|\bcpu\b/i.test(description) ? 'rowcast' : 'tiled';
+}
+
 export class GpuContext {
   readonly queue: GPUQueue;
   readonly maxGroups: number;
+  matmulKind: MatmulKind;
   private readonly uniformAlign: number;
   private readonly arena: GPUBuffer;
   private readonly arenaHost = new ArrayBuffer(ARENA_BYTES);
@@ -56,6 +67,7 @@ export class GpuContext {
   constructor(readonly device: GPUDevice, readonly description: string) {
     this.queue = device.queue;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    this.matmulKind = pickMatmulKind(description);
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
     void device.lost.then((info) => {
       if (!this.destroyed) this.fail(`WebGPU device lost (${info.reason}): ${info.message}`);
@@ -192,14 +204,14 @@ export class GpuContext {
     this.openScopes();
   }
 
-  /** Flushes and waits for every batch's error scopes; throws on any failure. */
+  /** Flushes, waits for the queue and every batch's error scopes; throws on any failure. */
   async sync(): Promise<void> {
     this.flush();
     this.closeScopes();
     this.openScopes();
     const checks = this.checks;
     this.checks = [];
-    await Promise.all(checks);
+    await Promise.all([...checks, this.queue.onSubmittedWorkDone()]);
     this.assertOk();
   }
 

@@ -6,7 +6,7 @@
 
 import { reshapeHandle, type Backend, type Kernels } from '../../src/backend.ts';
 import { Mem, type GHandle } from './buffers.ts';
-import { GpuContext } from './device.ts';
+import { GpuContext, type MatmulKind } from './device.ts';
 import type { Env } from './kernels/common.ts';
 import { add, makeRotary, permute0213 } from './kernels/elementwise.ts';
 import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
@@ -27,6 +27,8 @@ export type WebGPUBackend = Backend<GHandle> & {
   readonly adapter: string;
   /** Submits queued work and waits for it; throws on any device error. */
   sync(): Promise<void>;
+  /** The matmul kernel in use ('rowcast' on CPU adapters); settable to compare both. */
+  matmulKind: MatmulKind;
 };
 
 function kernels(env: Env, rotary: ReturnType<typeof makeRotary>): Kernels<GHandle> {
@@ -72,6 +74,12 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
     read: (t) => mem.read(t),
     dispose: (t) => mem.dispose(t),
     sync: () => ctx.sync(),
+    get matmulKind() {
+      return ctx.matmulKind;
+    },
+    set matmulKind(k: MatmulKind) {
+      ctx.matmulKind = k;
+    },
     async destroy() {
       try {
         await ctx.sync();

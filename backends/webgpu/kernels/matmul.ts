@@ -8,7 +8,9 @@
 import { check } from '../../../src/errors.ts';
 import type { Variant } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
+import type { KernelDef } from '../device.ts';
 import { WGSL_GELU, type Env } from './common.ts';
+import { rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
 
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
 export type AXform = 'none' | Variant;
@@ -115,15 +117,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 `;
 }
 
-function def(transA: boolean, transB: boolean, xf: AXform) {
+const defs = new Map<string, KernelDef>();
+function getDef(transA: boolean, transB: boolean, xf: AXform): KernelDef {
   const key = `matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${xf}`;
-  return { key, params: 'uuuuuuuu', wgsl: matmulWGSL(transA, transB, xf) };
-}
-const defs = new Map<string, ReturnType<typeof def>>();
-function getDef(transA: boolean, transB: boolean, xf: AXform) {
-  const k = `${transA}${transB}${xf}`;
-  let d = defs.get(k);
-  if (!d) defs.set(k, (d = def(transA, transB, xf)));
+  let d = defs.get(key);
+  if (!d) defs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: matmulWGSL(transA, transB, xf) }));
   return d;
 }
 
@@ -144,13 +142,34 @@ export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: bool
   return { batch, M, K, N, transA, transB, bBatched };
 }
 
+const rowcastDefs = new Map<string, KernelDef>();
+function getRowcast(transA: boolean, transB: boolean, lanes: number): KernelDef {
+  const key = `matmul_rowcast_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${lanes}`;
+  let d = rowcastDefs.get(key);
+  if (!d) rowcastDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: rowcastWGSL(transA, transB, lanes) }));
+  return d;
+}
+
+/** True when matmulInto can apply Θ while loading A (the tiled kernel); else materialize. */
+export function hasPrologue(env: Env): boolean {
+  return env.ctx.matmulKind === 'tiled';
+}
+
 /** Encodes c = op(xform(a))·op(b); c is (batch, M, N). stats required unless xf = 'none'. */
 export function matmulInto(
   env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, xf: AXform = 'none', stats?: GHandle,
 ): void {
   const { ctx, mem } = env;
-  const gx = Math.ceil(d.N / TILE), gy = Math.ceil(d.M / TILE);
-  const k = getDef(d.transA, d.transB, xf);
+  let k: KernelDef, gx: number, gy: number;
+  if (ctx.matmulKind === 'rowcast' && xf === 'none') {
+    const lanes = rowcastLanes(d.N);
+    k = getRowcast(d.transA, d.transB, lanes);
+    [gx, gy] = rowcastGrid(d, lanes);
+  } else {
+    k = getDef(d.transA, d.transB, xf);
+    [gx, gy] = [Math.ceil(d.N / TILE), Math.ceil(d.M / TILE)];
+  }
+  check(gx <= ctx.maxGroups && gy <= ctx.maxGroups, () => `matmul: [${d.M}, ${d.N}] output needs a ${gx}×${gy} grid, over ${ctx.maxGroups}`);
   const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
   if (xf !== 'none') binds.push(mem.bind(stats!));
   const sA = d.M * d.K, sB = d.bBatched ? d.K * d.N : 0, sC = d.M * d.N;

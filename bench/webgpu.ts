@@ -1,0 +1,72 @@
+// Kernel bench of the WebGPU backend: matmul GFLOP/s on a few shapes and fused Pattention
+// forward + backward GFLOP/s, next to the CPU reference on the same shapes in the same run
+// (and the other WebGPU matmul kernel, for the record). Run alone: `npx tsx bench/webgpu.ts`.
+// Omits: the whole model (bench/model.ts) and TensorFlow.js (bench/tfjs.ts).
+
+import { createCpuBackend } from '../backends/cpu.ts';
+import type { Backend, Handle, NormActParams } from '../src/backend.ts';
+import { MATMUL_SHAPES, PATT, bestTime, benchData, label, matmulFlops, pattentionFlops } from './kernels.ts';
+import type { BenchRow } from './types.ts';
+
+type Sync = () => Promise<void>;
+
+async function matmulRow(be: Backend<Handle>, sync: Sync, name: string, shape: readonly [number, number, number]): Promise<BenchRow> {
+  const [M, K, N] = shape;
+  const a = be.upload(benchData(M * K, 1), [M, K]), b = be.upload(benchData(K * N, 2), [K, N]);
+  const t = await bestTime(async () => {
+    be.dispose(be.ops.matmul(a, b, false, false));
+    await sync();
+  });
+  be.dispose(a);
+  be.dispose(b);
+  return { name: label.matmul(shape), backend: name, value: matmulFlops(shape) / t / 1e9, unit: 'GFLOP/s' };
+}
+
+async function pattentionRow(be: Backend<Handle>, sync: Sync, name: string): Promise<BenchRow> {
+  const { N, dIn, n, dOut } = PATT;
+  const p: NormActParams = { variant: 'l2_norm_gelu', normN: n };
+  const x = be.upload(benchData(N * dIn, 3), [N, dIn]);
+  const k = be.upload(benchData(n * dIn, 4), [n, dIn]);
+  const v = be.upload(benchData(n * dOut, 5), [n, dOut]);
+  const dO = be.upload(benchData(N * dOut, 6), [N, dOut]);
+  const t = await bestTime(async () => {
+    const f = be.fused.pattention!(x, k, v, p);
+    const g = be.fused.pattentionBackward!(dO, x, k, v, f.saved, p);
+    for (const h of [f.out, g.dX, g.dK, g.dV]) be.dispose(h);
+    await sync();
+  });
+  for (const h of [x, k, v, dO]) be.dispose(h);
+  return { name: label.pattention(), backend: name, value: pattentionFlops() / t / 1e9, unit: 'GFLOP/s' };
+}
+
+async function rowsFor(be: Backend<Handle>, sync: Sync, name: string): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const s of MATMUL_SHAPES) rows.push(await matmulRow(be, sync, name, s));
+  rows.push(await pattentionRow(be, sync, name));
+  return rows;
+}
+
+/** WebGPU (both matmul kernels) and the CPU reference; throws BackendUnavailable without Dawn. */
+export async function benchWebGPU(): Promise<BenchRow[]> {
+  const { createWebGPUBackend } = await import('../backends/webgpu/index.ts');
+  const gpu = await createWebGPUBackend();
+  const rows: BenchRow[] = [];
+  try {
+    const be = gpu as unknown as Backend<Handle>;
+    const sync = () => gpu.sync();
+    const kind = gpu.matmulKind;
+    rows.push(...(await rowsFor(be, sync, 'webgpu')));
+    gpu.matmulKind = kind === 'tiled' ? 'rowcast' : 'tiled';
+    rows.push(...(await rowsFor(be, sync, `webgpu (${gpu.matmulKind} matmul)`)));
+    gpu.matmulKind = kind;
+  } finally {
+    await gpu.destroy();
+  }
+  const cpu = createCpuBackend() as unknown as Backend<Handle>;
+  rows.push(...(await rowsFor(cpu, async () => {}, 'cpu')));
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchWebGPU()) console.log(`${r.name.padEnd(44)} ${r.backend.padEnd(26)} ${r.value.toFixed(2)} ${r.unit}`);
+}
