@@ -11,7 +11,7 @@ import type { RotaryParams } from '../../../src/backend.ts';
 import { rotaryTables } from '../../../src/ops/rotary.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { causalDims, checkRotary, expectRank, expectShape, f32 } from '../shapes.ts';
-import { divmod, inv, kernelSource } from './snippets.ts';
+import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 import { upload } from './linalg.ts';
 
 const ROTARY = kernelSource(['x', 'cs', 'sn'], `const i = this.thread.x;
@@ -61,8 +61,7 @@ const CAUSAL_LSE = kernelSource(['s'], `const r = this.thread.x;
   const sc = this.constants.scale;
   let m = sc * s[o];
   for (let j = 1; j < this.constants.T; j++) { if (j <= i) { m = Math.max(m, sc * s[o + j]); } }
-  let z = 0.0;
-  for (let j = 0; j < this.constants.T; j++) { if (j <= i) { z += Math.exp(sc * s[o + j] - m); } }
+  ${sum('z', 'j', 'T', 'j <= i ? Math.exp(sc * s[o + j] - m) : 0.0')}
   return m + Math.log(z);`);
 
 const CAUSAL_P = kernelSource(['s', 'lse'], `const x = this.thread.x;
@@ -74,8 +73,7 @@ const CAUSAL_P = kernelSource(['s', 'lse'], `const x = this.thread.x;
 
 /** Per row: Σ_{j≤i} P·dP (masked entries of P are 0 already). */
 const CAUSAL_DOT = kernelSource(['p', 'dP'], `const o = this.thread.x * this.constants.T;
-  let acc = 0.0;
-  for (let j = 0; j < this.constants.T; j++) { acc += p[o + j] * dP[o + j]; }
+  ${sum('acc', 'j', 'T', 'p[o + j] * dP[o + j]')}
   return acc;`);
 
 const CAUSAL_DS = kernelSource(['p', 'dP', 'dot'], `const x = this.thread.x;
@@ -88,7 +86,7 @@ const CAUSAL_DS = kernelSource(['p', 'dP', 'dot'], `const x = this.thread.x;
 export function causalSoftmax(rt: Runtime, s: GHandle, scale: number): GHandle {
   const { G, T } = causalDims(s, 'causalSoftmax s');
   if (s.size === 0) return rt.make(s.shape);
-  const k = inv({ T, scale }, 'T');
+  const k = blocks(inv({ T, scale }, 'T'), 'T');
   const lse = rt.launch(`csLse:${G}:${T}:${scale}`, CAUSAL_LSE, [G * T], k, [s]);
   const p = rt.launch(`csP:${G}:${T}:${scale}`, CAUSAL_P, s.shape, k, [s, lse]);
   rt.free(lse.store.data);
@@ -99,7 +97,7 @@ export function causalSoftmaxBackward(rt: Runtime, p: GHandle, dP: GHandle, scal
   const { G, T } = causalDims(p, 'causalSoftmaxBackward p');
   expectShape(f32(dP, 'causalSoftmaxBackward dP'), p.shape, 'causalSoftmaxBackward dP');
   if (p.size === 0) return rt.make(p.shape);
-  const k = inv({ T, scale }, 'T');
+  const k = blocks(inv({ T, scale }, 'T'), 'T');
   const dot = rt.launch(`csDot:${G}:${T}`, CAUSAL_DOT, [G * T], k, [p, dP]);
   const dS = rt.launch(`csDS:${G}:${T}:${scale}`, CAUSAL_DS, p.shape, k, [p, dP, dot]);
   rt.free(dot.store.data);

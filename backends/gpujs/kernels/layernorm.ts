@@ -9,19 +9,17 @@
 import { check } from '../../../src/errors.ts';
 import type { Arg, GHandle, Runtime } from '../runtime.ts';
 import { expectShape, f32, rowsOf } from '../shapes.ts';
-import { divmod, inv, kernelSource } from './snippets.ts';
+import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 
 const ROW = 'const o = this.thread.x * this.constants.C;';
 
 const MEAN = kernelSource(['x'], `${ROW}
-  let acc = 0.0;
-  for (let c = 0; c < this.constants.C; c++) { acc += x[o + c]; }
+  ${sum('acc', 'c', 'C', 'x[o + c]')}
   return acc / this.constants.C;`);
 
 const RSTD = kernelSource(['x', 'mean'], `${ROW}
   const m = mean[this.thread.x];
-  let acc = 0.0;
-  for (let c = 0; c < this.constants.C; c++) { const d = x[o + c] - m; acc += d * d; }
+  ${sum('acc', 'c', 'C', 'd * d', 'const d = x[o + c] - m;')}
   return 1.0 / Math.sqrt(acc / this.constants.C + this.constants.eps);`);
 
 const ELEM = `const i = this.thread.x;
@@ -39,11 +37,7 @@ function rowSumSource(hasW: boolean, which: 0 | 1): string {
   return kernelSource(['dY', 'x', 'mean', 'rstd', ...(hasW ? ['w'] : [])], `${ROW}
   const m = mean[this.thread.x];
   const rs = rstd[this.thread.x];
-  let acc = 0.0;
-  for (let c = 0; c < this.constants.C; c++) {
-    const dxh = dY[o + c]${hasW ? ' * w[c]' : ''};
-    acc += ${which === 0 ? 'dxh' : 'dxh * (x[o + c] - m) * rs'};
-  }
+  ${sum('acc', 'c', 'C', which === 0 ? 'dxh' : 'dxh * (x[o + c] - m) * rs', `const dxh = dY[o + c]${hasW ? ' * w[c]' : ''};`)}
   return acc / this.constants.C;`);
 }
 
@@ -56,11 +50,7 @@ function dXSource(hasW: boolean): string {
 /** dW (which = 0: Σ dY·x̂) or dB (which = 1: Σ dY) per channel. */
 function colSumSource(which: 0 | 1): string {
   return kernelSource(['dY', 'x', 'mean', 'rstd'], `const c = this.thread.x;
-  let acc = 0.0;
-  for (let r = 0; r < this.constants.R; r++) {
-    const i = r * this.constants.C + c;
-    acc += ${which === 0 ? 'dY[i] * (x[i] - mean[r]) * rstd[r]' : 'dY[i]'};
-  }
+  ${sum('acc', 'r', 'R', which === 0 ? 'dY[i] * (x[i] - mean[r]) * rstd[r]' : 'dY[i]', 'const i = r * this.constants.C + c;')}
   return acc;`);
 }
 
@@ -70,7 +60,7 @@ export function layerNorm(rt: Runtime, x: GHandle, w: GHandle | null, b: GHandle
   if (b) expectShape(f32(b, 'layerNorm bias'), [C], 'layerNorm bias');
   check(eps >= 0, `layerNorm: eps must be ≥ 0, got ${eps}`);
   if (x.size === 0) return { y: rt.make(x.shape), mean: rt.make([rows]), rstd: rt.make([rows]) };
-  const k = inv({ C, eps }, 'C');
+  const k = blocks(inv({ C, eps }, 'C'), 'C');
   const tag = `${rows}:${C}`;
   const mean = rt.launch(`lnMean:${tag}`, MEAN, [rows], k, [x]);
   const rstd = rt.launch(`lnRstd:${tag}:${eps}`, RSTD, [rows], k, [x, mean]);
@@ -90,7 +80,7 @@ export function layerNormBackward(
   if (x.size === 0) {
     return { dX: rt.make(x.shape), dW: w && rt.make([C]), dB: w && rt.make([C]) };
   }
-  const k = inv({ C, R: rows }, 'C');
+  const k = blocks(inv({ C, R: rows }, 'C'), 'C', 'R');
   const tag = `${rows}:${C}:${!!w}`;
   const base: Arg[] = [dY, x, mean, rstd];
   const wArg: Arg[] = w ? [w] : [];

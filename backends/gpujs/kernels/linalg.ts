@@ -11,7 +11,7 @@ import { numel } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { expectRank, f32, matmulShape, sameShape } from '../shapes.ts';
-import { divmod, inv, kernelSource } from './snippets.ts';
+import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 
 const COPY = kernelSource(['a'], 'return a[this.thread.x];');
 const FILL = kernelSource(['c'], 'return c;');
@@ -39,20 +39,17 @@ const MATMUL = kernelSource(['a', 'b'], `${divmod('bt', 'ij', 'this.thread.x', '
   ${divmod('i', 'j', 'ij', 'N')}
   const ai = bt * this.constants.aB + i * this.constants.aI;
   const bi = bt * this.constants.bB + j * this.constants.bJ;
-  let acc = 0.0;
-  for (let k = 0; k < this.constants.K; k++) {
-    acc += a[ai + k * this.constants.aK] * b[bi + k * this.constants.bK];
-  }
+  ${sum('acc', 'k', 'K', 'a[ai + k * this.constants.aK] * b[bi + k * this.constants.bK]')}
   return acc;`);
 
 /** C [..., M, N] = op(A)·op(B); strides turn the transposes into index arithmetic. */
 export function matmul(rt: Runtime, a: GHandle, b: GHandle, transA: boolean, transB: boolean): GHandle {
   const { lead, M, K, N, bBatched } = matmulShape(a, b, transA, transB);
-  const c = inv({
+  const c = blocks(inv({
     MN: M * N, N, K,
     aB: M * K, aI: transA ? 1 : K, aK: transA ? M : 1, // A stored (M,K) or (K,M)
     bB: bBatched ? K * N : 0, bJ: transB ? K : 1, bK: transB ? 1 : N, // B stored (K,N) or (N,K)
-  }, 'MN', 'N');
+  }, 'MN', 'N'), 'K');
   const key = `matmul:${a.shape}:${b.shape}:${transA}:${transB}`;
   if (K === 0) return fill(rt, [...lead, M, N], 0);
   return rt.launch(key, MATMUL, [...lead, M, N], c, [a, b]);

@@ -13,7 +13,7 @@ import { check } from '../../../src/errors.ts';
 import { checkIds } from '../../../src/ops/embedding.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { expectRank, expectShape, f32, i32, last } from '../shapes.ts';
-import { divmod, inv, kernelSource } from './snippets.ts';
+import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 import { upload } from './linalg.ts';
 
 const GATHER = kernelSource(['ids', 'table'], `const x = this.thread.x;
@@ -86,15 +86,11 @@ function ceDims(logits: GHandle, targets: GHandle, what: string): { N: number; V
 const LSE = kernelSource(['logits'], `const o = this.thread.x * this.constants.V;
   let m = logits[o];
   for (let v = 1; v < this.constants.V; v++) { m = Math.max(m, logits[o + v]); }
-  let z = 0.0;
-  for (let v = 0; v < this.constants.V; v++) { z += Math.exp(logits[o + v] - m); }
+  ${sum('z', 'v', 'V', 'Math.exp(logits[o + v] - m)')}
   return m + Math.log(z);`);
 
 /** loss = (1/N) Σ_i (lse_i − logit_i,y_i), one thread. */
-const LOSS = kernelSource(['logits', 'lse', 'targets'], `let acc = 0.0;
-  for (let i = 0; i < this.constants.N; i++) {
-    acc += lse[i] - logits[i * this.constants.V + targets[i]];
-  }
+const LOSS = kernelSource(['logits', 'lse', 'targets'], `${sum('acc', 'i', 'N', 'lse[i] - logits[i * this.constants.V + targets[i]]')}
   return acc / this.constants.N;`);
 
 export function crossEntropy(rt: Runtime, logits: GHandle, targets: GHandle) {
@@ -102,7 +98,7 @@ export function crossEntropy(rt: Runtime, logits: GHandle, targets: GHandle) {
   const { N, V } = ceDims(logits, targets, 'crossEntropy');
   check(N > 0, 'crossEntropy: no rows');
   checkIds(td, V, 'target');
-  const k = { N, V };
+  const k = blocks({ N, V }, 'N', 'V');
   const lse = rt.launch(`ceLse:${N}:${V}`, LSE, [N], k, [logits]);
   const loss = rt.launch(`ceLoss:${N}:${V}`, LOSS, [], k, [logits, lse, targets]);
   return { loss, lse };

@@ -15,30 +15,24 @@
 import type { NormActParams, Variant } from '../../../src/backend.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { checkNormAct, expectShape, f32, rowsOf } from '../shapes.ts';
-import { divmod, gelu, geluGrad, inv, kernelSource } from './snippets.ts';
+import { blocks, divmod, gelu, geluGrad, inv, kernelSource, sum } from './snippets.ts';
 
 const ROW = 'const o = this.thread.x * this.constants.n;';
 
 const STAT: Record<Variant, string> = {
   l2_norm_gelu: kernelSource(['s'], `${ROW}
-  let ss = 0.0;
-  for (let j = 0; j < this.constants.n; j++) { const e = s[o + j]; ss += e * e; }
+  ${sum('ss', 'j', 'n', 'e * e', 'const e = s[o + j];')}
   const r = Math.sqrt(ss);
   return r > 0 ? this.constants.sqrtN / r : 0.0;`),
   gelu_l2_norm: kernelSource(['s'], `${ROW}
-  let ss = 0.0;
-  for (let j = 0; j < this.constants.n; j++) {
-    const e = s[o + j];
-    ${gelu('g', 'e', 'a')}
-    ss += g * g;
-  }
+  ${sum('ss', 'j', 'n', 'g * g', `const e = s[o + j];
+    ${gelu('g', 'e', 'a')}`)}
   const r = Math.sqrt(ss);
   return r > 0 ? this.constants.sqrtN / r : 0.0;`),
   softmax: kernelSource(['s'], `${ROW}
   let m = s[o];
   for (let j = 1; j < this.constants.n; j++) { m = Math.max(m, s[o + j]); }
-  let z = 0.0;
-  for (let j = 0; j < this.constants.n; j++) { z += Math.exp(s[o + j] - m); }
+  ${sum('z', 'j', 'n', 'Math.exp(s[o + j] - m)')}
   return m + Math.log(z);`),
 };
 
@@ -61,26 +55,17 @@ const APPLY: Record<Variant, string> = {
 const DOT: Record<Variant, string> = {
   l2_norm_gelu: kernelSource(['s', 'dA', 'st'], `${ROW}
   const c = st[this.thread.x];
-  let acc = 0.0;
-  for (let j = 0; j < this.constants.n; j++) {
-    const e = s[o + j];
+  ${sum('acc', 'j', 'n', 'dA[o + j] * gd * e', `const e = s[o + j];
     const u = e * c;
-    ${geluGrad('gd', 'u', 'a')}
-    acc += dA[o + j] * gd * e;
-  }
+    ${geluGrad('gd', 'u', 'a')}`)}
   return acc;`),
   gelu_l2_norm: kernelSource(['s', 'dA', 'st'], `${ROW}
-  let acc = 0.0;
-  for (let j = 0; j < this.constants.n; j++) {
-    const e = s[o + j];
-    ${gelu('g', 'e', 'a')}
-    acc += dA[o + j] * g;
-  }
+  ${sum('acc', 'j', 'n', 'dA[o + j] * g', `const e = s[o + j];
+    ${gelu('g', 'e', 'a')}`)}
   return acc;`),
   softmax: kernelSource(['s', 'dA', 'st'], `${ROW}
   const l = st[this.thread.x];
-  let acc = 0.0;
-  for (let j = 0; j < this.constants.n; j++) { acc += Math.exp(s[o + j] - l) * dA[o + j]; }
+  ${sum('acc', 'j', 'n', 'Math.exp(s[o + j] - l) * dA[o + j]')}
   return acc;`),
 };
 
@@ -103,7 +88,7 @@ const GRAD: Record<Variant, string> = {
 };
 
 function consts(n: number, p: NormActParams): Record<string, number> {
-  return inv({ n, normN: p.normN, sqrtN: Math.sqrt(p.normN) }, 'n');
+  return blocks(inv({ n, normN: p.normN, sqrtN: Math.sqrt(p.normN) }, 'n'), 'n');
 }
 
 /** The row statistic [R] of s [R, n]: c for the L2 variants, lse for softmax. */

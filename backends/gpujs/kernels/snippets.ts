@@ -53,6 +53,40 @@ export function geluGrad(dy: string, x: string, sfx: string): string {
   let ${dy} = cdf_${sfx} + ${x} * 0.3989422804014327 * Math.exp(-0.5 * ${x} * ${x});`;
 }
 
+/** Terms per partial sum in `sum`. */
+export const BLOCK = 16;
+
+/**
+ * Lines declaring `acc` = Σ_{k < bound} term, with `pre` lines run before each term (the loop
+ * variable is k). The sum is blocked: partial sums of BLOCK terms are added to the total.
+ * NOTE: float32 accumulation; blocking cuts the worst-case rounding growth from ~K·ε to
+ * ~(K/BLOCK + BLOCK)·ε (matmul 256³: max error 5.3e-5 → 1.1e-5). Kahan summation would
+ * do better on paper, but GPU shader compilers may reassociate it away. Needs the kernel
+ * constant <bound>_blocks (see `blocks`).
+ */
+export function sum(acc: string, k: string, bound: string, term: string, pre = ''): string {
+  const N = `this.constants.${bound}`, NB = `this.constants.${bound}_blocks`;
+  return `let ${acc} = 0.0;
+  for (let kb_${acc} = 0; kb_${acc} < ${NB}; kb_${acc}++) {
+    let part_${acc} = 0.0;
+    for (let kk_${acc} = 0; kk_${acc} < ${BLOCK}; kk_${acc}++) {
+      const ${k} = kb_${acc} * ${BLOCK} + kk_${acc};
+      if (${k} < ${N}) {
+        ${pre}
+        part_${acc} += ${term};
+      }
+    }
+    ${acc} += part_${acc};
+  }`;
+}
+
+/** Adds <name>_blocks = ⌈value/BLOCK⌉ for each named constant, for `sum`. */
+export function blocks(c: Record<string, number>, ...names: string[]): Record<string, number> {
+  const out = { ...c };
+  for (const n of names) out[`${n}_blocks`] = Math.ceil(c[n] / BLOCK);
+  return out;
+}
+
 /** Wraps kernel body lines into the GPU.js source `function (args) { body }`. */
 export function kernelSource(args: readonly string[], body: string): string {
   return `function (${args.join(', ')}) {
