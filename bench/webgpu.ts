@@ -1,6 +1,6 @@
 // Kernel bench of the WebGPU backend: matmul GFLOP/s on a few shapes and fused Pattention
 // forward + backward GFLOP/s, next to the CPU reference on the same shapes in the same run
-// (and the other WebGPU matmul kernel, for the record). Run alone: `npx tsx bench/webgpu.ts`.
+// (and the other kernel style, 'gpu' or 'cpu', for the record). Run alone: `npx tsx bench/webgpu.ts`.
 // Omits: the whole model (bench/model.ts) and TensorFlow.js (bench/tfjs.ts).
 
 import { createCpuBackend } from '../backends/cpu.ts';
@@ -46,7 +46,7 @@ async function rowsFor(be: Backend<Handle>, sync: Sync, name: string): Promise<B
   return rows;
 }
 
-/** WebGPU (both matmul kernels) and the CPU reference; throws BackendUnavailable without Dawn. */
+/** WebGPU (both kernel styles) and the CPU reference; throws BackendUnavailable without Dawn. */
 export async function benchWebGPU(): Promise<BenchRow[]> {
   const { createWebGPUBackend } = await import('../backends/webgpu/index.ts');
   const gpu = await createWebGPUBackend();
@@ -54,11 +54,11 @@ export async function benchWebGPU(): Promise<BenchRow[]> {
   try {
     const be = gpu as unknown as Backend<Handle>;
     const sync = () => gpu.sync();
-    const kind = gpu.matmulKind;
+    const style = gpu.style;
     rows.push(...(await rowsFor(be, sync, 'webgpu')));
-    gpu.matmulKind = kind === 'tiled' ? 'rowcast' : 'tiled';
-    rows.push(...(await rowsFor(be, sync, `webgpu (${gpu.matmulKind} matmul)`)));
-    gpu.matmulKind = kind;
+    gpu.style = style === 'gpu' ? 'cpu' : 'gpu';
+    rows.push(...(await rowsFor(be, sync, `webgpu (${gpu.style}-style kernels)`)));
+    gpu.style = style;
   } finally {
     await gpu.destroy();
   }

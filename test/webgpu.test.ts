@@ -4,7 +4,7 @@
 // webgpu: then the unavailability is a failure. Omits: golden fixtures and the model (the
 // shared parity suite in test/parity covers those).
 
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCpuBackend, type CpuHandle } from '../backends/cpu.ts';
 import { BackendUnavailable } from '../backends/index.ts';
 import type { AdamWParams, Backend, Handle, NormActParams, Shape, Variant } from '../src/backend.ts';
@@ -69,9 +69,20 @@ async function expectClose(name: string, g: Handle, c: CpuHandle, grads = false)
 const G = () => gpu as unknown as Backend<Handle>;
 const C = () => cpu as unknown as Backend<Handle>;
 
-describe.skipIf(!gpu)('webgpu kernels vs the CPU reference', () => {
+// Both kernel styles run on any adapter: 'gpu' (tiled matmul with the Θ prologue, a
+// workgroup per row) and 'cpu' (rowcast matmul, Θ materialized, an invocation per row).
+describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) vs the CPU reference', (style) => {
+  let prev: typeof style = style;
+  beforeAll(() => {
+    prev = gpu!.style;
+    gpu!.style = style;
+  });
+  afterAll(() => {
+    gpu!.style = prev;
+  });
+
   it('reports its adapter', () => {
-    console.log(`webgpu adapter: ${gpu!.adapter}`);
+    console.log(`webgpu adapter: ${gpu!.adapter} (default style ${prev})`);
     expect(gpu!.name).toBe('webgpu');
   });
 
@@ -86,19 +97,11 @@ describe.skipIf(!gpu)('webgpu kernels vs the CPU reference', () => {
     ['batched A and B, NT', [2, 3, 65, 16], [2, 3, 65, 16], false, true],
     ['batched TN', [5, 33, 9], [5, 33, 70], true, false],
   ];
-  for (const kind of ['tiled', 'rowcast'] as const) {
-    for (const [name, as, bs, tA, tB] of mmCases) {
-      it(`matmul (${kind}) ${name}`, async () => {
-        const [ag, ac] = rand(as), [bg, bc] = rand(bs);
-        const prev = gpu!.matmulKind;
-        gpu!.matmulKind = kind;
-        try {
-          await expectClose('matmul', G().ops.matmul(ag, bg, tA, tB), C().ops.matmul(ac, bc, tA, tB) as CpuHandle);
-        } finally {
-          gpu!.matmulKind = prev;
-        }
-      });
-    }
+  for (const [name, as, bs, tA, tB] of mmCases) {
+    it(`matmul ${name}`, async () => {
+      const [ag, ac] = rand(as), [bg, bc] = rand(bs);
+      await expectClose('matmul', G().ops.matmul(ag, bg, tA, tB), C().ops.matmul(ac, bc, tA, tB) as CpuHandle);
+    });
   }
 
   it('matmul with K = 0 gives zeros', async () => {
@@ -221,13 +224,8 @@ describe.skipIf(!gpu)('webgpu kernels vs the CPU reference', () => {
     });
   }
 
-  const pattCases = (['l2_norm_gelu', 'gelu_l2_norm', 'softmax'] as Variant[]).flatMap((v) =>
-    (['tiled', 'rowcast'] as const).map((kind) => [v, kind] as const));
-  for (const [variant, kind] of pattCases) {
-    it(`fused pattention ${variant} (${kind === 'tiled' ? 'Θ in the matmul load' : 'Θ materialized'}; N 13, d_in 48, n 37, d_out 29), forward and backward`, async () => {
-      const prev = gpu!.matmulKind;
-      gpu!.matmulKind = kind;
-      onTestFinished(() => { gpu!.matmulKind = prev; });
+  for (const variant of ['l2_norm_gelu', 'gelu_l2_norm', 'softmax'] as Variant[]) {
+    it(`fused pattention ${variant} (N 13, d_in 48, n 37, d_out 29), forward and backward`, async () => {
       const p: NormActParams = { variant, normN: 37 };
       const [xg, xc] = rand([13, 48]), [kg, kc] = rand([37, 48], 0.3), [vg, vc] = rand([37, 29]);
       const fg = gpu!.fused.pattention!(xg as never, kg as never, vg as never, p);

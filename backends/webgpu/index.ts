@@ -6,7 +6,8 @@
 
 import { reshapeHandle, type Backend, type Kernels } from '../../src/backend.ts';
 import { Mem, type GHandle } from './buffers.ts';
-import { GpuContext, type MatmulKind } from './device.ts';
+import { GpuContext, type KernelStyle } from './device.ts';
+import type { KernelTime } from './profiler.ts';
 import type { Env } from './kernels/common.ts';
 import { add, makeRotary, permute0213 } from './kernels/elementwise.ts';
 import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
@@ -27,8 +28,11 @@ export type WebGPUBackend = Backend<GHandle> & {
   readonly adapter: string;
   /** Submits queued work and waits for it; throws on any device error. */
   sync(): Promise<void>;
-  /** The matmul kernel in use ('rowcast' on CPU adapters); settable to compare both. */
-  matmulKind: MatmulKind;
+  /** The kernel layout in use ('cpu' on CPU-emulated adapters); settable to compare both. */
+  style: KernelStyle;
+  /** Per-kernel GPU timing (timestamp queries), for tuning; false if the adapter lacks it. */
+  startProfile(): boolean;
+  stopProfile(): Promise<Map<string, KernelTime>>;
 };
 
 function kernels(env: Env, rotary: ReturnType<typeof makeRotary>): Kernels<GHandle> {
@@ -74,11 +78,14 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
     read: (t) => mem.read(t),
     dispose: (t) => mem.dispose(t),
     sync: () => ctx.sync(),
-    get matmulKind() {
-      return ctx.matmulKind;
+    startProfile: () => ctx.startProfile(),
+    stopProfile: () => ctx.stopProfile(),
+    get style() {
+      return ctx.style;
     },
-    set matmulKind(k: MatmulKind) {
-      ctx.matmulKind = k;
+    set style(k: KernelStyle) {
+      ctx.flush();
+      ctx.style = k;
     },
     async destroy() {
       try {

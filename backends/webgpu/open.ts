@@ -62,7 +62,9 @@ export async function openDevice(): Promise<{ device: GPUDevice; description: st
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
   try {
-    const device = await adapter.requestDevice({ requiredLimits, label: 'tokenformer' });
+    // timestamp-query only serves the optional profiler (profiler.ts).
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'tokenformer' });
     return { device, description };
   } catch (e) {
     throw new BackendUnavailable(`WebGPU requestDevice failed: ${(e as Error).message}`);

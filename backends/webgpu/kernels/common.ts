@@ -50,35 +50,69 @@ fn gelu_grad(x: f32) -> f32 {
 `;
 
 /**
- * Workgroup reductions over WG threads (WG a power of two). Must be called from uniform
- * control flow by every thread of the workgroup; `li` is local_invocation_index.
+ * How a row kernel maps rows to invocations: `tpr` invocations per row, `rpw` rows per
+ * workgroup. 'gpu' style: a workgroup per row (64–256 invocations, tree reductions in
+ * workgroup memory). 'cpu' style: one invocation per row, 64 rows per workgroup, no barriers.
+ */
+export interface RowLayout {
+  tpr: number;
+  rpw: number;
+}
+
+export function rowLayout(env: Env, cols: number): RowLayout {
+  return env.ctx.style === 'cpu' ? { tpr: 1, rpw: 64 } : { tpr: rowWorkgroup(cols), rpw: 1 };
+}
+
+export function layoutKey(l: RowLayout): string {
+  return `${l.tpr}x${l.rpw}`;
+}
+
+/**
+ * WGSL for a row kernel with layout l: module-scope `wg_sum`/`wg_max` (reductions over the
+ * tpr invocations of a row; identity when tpr = 1) and `rowMain(params)`, a compute entry
+ * header defining `lane` (0…tpr−1, the stride of a row loop), `row` (clamped to the last
+ * row so that every invocation reaches the barriers) and `live` (whether row is real; guard
+ * every write with it). Uniform control flow is kept: no early return.
+ */
+export function wgslRows(l: RowLayout): { decls: string; main: string } {
+  const wg = l.tpr * l.rpw;
+  const main = /* wgsl */ `@compute @workgroup_size(${wg})
+fn main(${WGSL_MAIN_1D}) {
+  ${WGSL_WGID}
+  let lane = li % ${l.tpr}u;
+  let row0 = wgid * ${l.rpw}u + li / ${l.tpr}u;
+  let live = row0 < p.rows;
+  let row = min(row0, p.rows - 1u);`;
+  if (l.tpr === 1) {
+    const decls = 'fn wg_sum(v: f32, li: u32) -> f32 { return v; }\nfn wg_max(v: f32, li: u32) -> f32 { return v; }';
+    return { main, decls };
+  }
+  const tree = (op: string) => /* wgsl */ `
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = ${l.tpr / 2}u; s > 0u; s = s >> 1u) {
+    if (li % ${l.tpr}u < s) { red[li] = ${op}; }
+    workgroupBarrier();
+  }
+  let r = red[li - li % ${l.tpr}u];
+  workgroupBarrier();
+  return r;`;
+  return {
+    main,
+    decls: /* wgsl */ `var<workgroup> red: array<f32, ${wg}>;
+fn wg_sum(v: f32, li: u32) -> f32 {${tree('red[li] + red[li + s]')}
+}
+fn wg_max(v: f32, li: u32) -> f32 {${tree('max(red[li], red[li + s])')}
+}`,
+  };
+}
+
+/**
+ * Workgroup reductions over all WG threads (WG a power of two), for single-workgroup
+ * kernels. Call from uniform control flow; `li` is local_invocation_index.
  */
 export function wgslReduce(wg: number): string {
-  return /* wgsl */ `
-var<workgroup> red: array<f32, ${wg}>;
-fn wg_sum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn wg_max(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = max(red[li], red[li + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-`;
+  return wgslRows({ tpr: wg, rpw: 1 }).decls;
 }
 
 /** Builtins of a kernel launched with ctx.grid1D: `wgid` is the linear workgroup index. */
@@ -92,12 +126,12 @@ export function rowWorkgroup(cols: number): number {
   return cols <= 128 ? 64 : cols <= 2048 ? 128 : 256;
 }
 
-/** Launches one workgroup per row. */
+/** Launches the row kernel def over `rows` rows with layout l. */
 export function runRows(
   env: Env, def: Parameters<GpuContext['run']>[0], bindings: Parameters<GpuContext['run']>[1],
-  params: readonly number[], rows: number,
+  params: readonly number[], rows: number, l: RowLayout,
 ): void {
-  env.ctx.run(def, bindings, params, env.ctx.grid1D(rows));
+  env.ctx.run(def, bindings, params, env.ctx.grid1D(Math.ceil(rows / l.rpw)));
 }
 
 /** Launches ceil(n / wg) workgroups of wg threads, one thread per element. */

@@ -1,11 +1,11 @@
-// LayerNorm over the last dim (LN₀ and affine), forward and backward, as row kernels: one
-// workgroup per row, two-pass mean/variance in f32. dW and dB are column sums over rows,
+// LayerNorm over the last dim (LN₀ and affine), forward and backward, as row kernels (a
+// workgroup or an invocation per row, common.ts RowLayout), two-pass mean/variance in f32. dW and dB are column sums over rows,
 // done deterministically in two stages (per-chunk partials, then a per-column sum).
 // Omits: Welford/float64 statistics (f32 two-pass is within the GPU tolerance for C ≤ 10⁴).
 
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, rowsCols, runRows, sameShape, wgslReduce, type Env } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
 type Def = { key: string; params: string; wgsl: string };
 const defs = new Map<string, Def>();
@@ -20,66 +20,54 @@ struct P { rows: u32, C: u32, eps: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;`;
 
-function fwdDef(wg: number, hasW: boolean, hasB: boolean): Def {
+const loop = (l: RowLayout, body: string) => `for (var c = lane; c < p.C; c = c + ${l.tpr}u) { ${body} }`;
+
+function fwdDef(l: RowLayout, hasW: boolean, hasB: boolean): Def {
   let bi = 5;
   const wDecl = hasW ? `@group(0) @binding(${bi++}) var<storage, read> w: array<f32>;` : '';
   const bDecl = hasB ? `@group(0) @binding(${bi++}) var<storage, read> bias: array<f32>;` : '';
   const out = `xh${hasW ? ' * w[c]' : ''}${hasB ? ' + bias[c]' : ''}`;
-  return memo(`ln_fwd_${wg}_${hasW}_${hasB}`, 'uufu', () => `${HEAD}
+  const { decls, main } = wgslRows(l);
+  return memo(`ln_fwd_${layoutKey(l)}_${hasW}_${hasB}`, 'uufu', () => `${HEAD}
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
 ${wDecl}
 ${bDecl}
-${wgslReduce(wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let o = wgid * p.C;
+${decls}
+${main}
+  let o = row * p.C;
   var s = 0.0;
-  for (var c = li; c < p.C; c = c + ${wg}u) { s = s + x[o + c]; }
+  ${loop(l, 's = s + x[o + c];')}
   let m = wg_sum(s, li) / f32(p.C);
   var v = 0.0;
-  for (var c = li; c < p.C; c = c + ${wg}u) { let d = x[o + c] - m; v = v + d * d; }
+  ${loop(l, 'let d = x[o + c] - m; v = v + d * d;')}
   let rs = 1.0 / sqrt(wg_sum(v, li) / f32(p.C) + p.eps);
-  for (var c = li; c < p.C; c = c + ${wg}u) {
-    let xh = (x[o + c] - m) * rs;
-    y[o + c] = ${out};
-  }
-  if (li == 0u) { mean[wgid] = m; rstd[wgid] = rs; }
+  if (live) { ${loop(l, `let xh = (x[o + c] - m) * rs; y[o + c] = ${out};`)} }
+  if (live && lane == 0u) { mean[row] = m; rstd[row] = rs; }
 }`);
 }
 
-function bwdDef(wg: number, hasW: boolean): Def {
+function bwdDef(l: RowLayout, hasW: boolean): Def {
   const dxh = hasW ? 'dY[o + c] * w[c]' : 'dY[o + c]';
-  return memo(`ln_bwd_${wg}_${hasW}`, 'uufu', () => `${HEAD}
+  const { decls, main } = wgslRows(l);
+  return memo(`ln_bwd_${layoutKey(l)}_${hasW}`, 'uufu', () => `${HEAD}
 @group(0) @binding(2) var<storage, read> dY: array<f32>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dX: array<f32>;
 ${hasW ? '@group(0) @binding(6) var<storage, read> w: array<f32>;' : ''}
-${wgslReduce(wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let o = wgid * p.C;
-  let m = mean[wgid];
-  let rs = rstd[wgid];
+${decls}
+${main}
+  let o = row * p.C;
+  let m = mean[row];
+  let rs = rstd[row];
   var sd = 0.0;
   var sdx = 0.0;
-  for (var c = li; c < p.C; c = c + ${wg}u) {
-    let d = ${dxh};
-    sd = sd + d;
-    sdx = sdx + d * (x[o + c] - m) * rs;
-  }
+  ${loop(l, `let d = ${dxh}; sd = sd + d; sdx = sdx + d * (x[o + c] - m) * rs;`)}
   let md = wg_sum(sd, li) / f32(p.C);
   let mdx = wg_sum(sdx, li) / f32(p.C);
-  for (var c = li; c < p.C; c = c + ${wg}u) {
-    let xh = (x[o + c] - m) * rs;
-    dX[o + c] = rs * (${dxh} - md - xh * mdx);
-  }
+  if (live) { ${loop(l, `let xh = (x[o + c] - m) * rs; dX[o + c] = rs * (${dxh} - md - xh * mdx);`)} }
 }`);
 }
 
@@ -141,7 +129,8 @@ export function layerNorm(
   const binds = [mem.bind(x), mem.bind(y), mem.bind(mean), mem.bind(rstd)];
   if (w) binds.push(mem.bind(w));
   if (b) binds.push(mem.bind(b));
-  runRows(env, fwdDef(rowWorkgroup(cols), !!w, !!b), binds, [rows, cols, eps, 0], rows);
+  const l = rowLayout(env, cols);
+  runRows(env, fwdDef(l, !!w, !!b), binds, [rows, cols, eps, 0], rows, l);
   return { y, mean, rstd };
 }
 
@@ -155,7 +144,8 @@ export function layerNormBackward(
   const dX = mem.alloc(x.shape);
   const binds = [mem.bind(x), mem.bind(dY), mem.bind(mean), mem.bind(rstd), mem.bind(dX)];
   if (w) binds.push(mem.bind(w));
-  runRows(env, bwdDef(rowWorkgroup(C), !!w), binds, [rows, C, 0, 0], rows);
+  const l = rowLayout(env, C);
+  runRows(env, bwdDef(l, !!w), binds, [rows, C, 0, 0], rows, l);
   if (!w) return { dX, dW: null, dB: null };
   const R = Math.max(32, Math.ceil(rows / 1024));
   const chunks = Math.max(1, Math.ceil(rows / R));

@@ -152,7 +152,7 @@ function getRowcast(transA: boolean, transB: boolean, lanes: number): KernelDef 
 
 /** True when matmulInto can apply Θ while loading A (the tiled kernel); else materialize. */
 export function hasPrologue(env: Env): boolean {
-  return env.ctx.matmulKind === 'tiled';
+  return env.ctx.style === 'gpu';
 }
 
 /** Encodes c = op(xform(a))·op(b); c is (batch, M, N). stats required unless xf = 'none'. */
@@ -161,7 +161,7 @@ export function matmulInto(
 ): void {
   const { ctx, mem } = env;
   let k: KernelDef, gx: number, gy: number;
-  if (ctx.matmulKind === 'rowcast' && xf === 'none') {
+  if (ctx.style === 'cpu' && xf === 'none') {
     const lanes = rowcastLanes(d.N);
     k = getRowcast(d.transA, d.transB, lanes);
     [gx, gy] = rowcastGrid(d, lanes);

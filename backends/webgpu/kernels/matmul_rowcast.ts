@@ -20,8 +20,7 @@ export function rowcastLanes(N: number): number {
   return need <= 8 ? 8 : need <= 16 ? 16 : 32;
 }
 
-export function rowcastWGSL(transA: boolean, transB: boolean, lanes: number): string {
-  const R = RC_ROWS, C = RC_COLS;
+export function rowcastWGSL(transA: boolean, transB: boolean, lanes: number, R = RC_ROWS, C = RC_COLS): string {
   const aIdx = (r: number) => (transA ? `k * p.M + mr${r}` : `mr${r} * p.K + k`);
   const bIdx = (j: number) => (transB ? `nc${j} * p.K + k` : `k * p.N + nc${j}`);
   const lines: string[] = [];

@@ -1,5 +1,5 @@
-// Θ, the Pattention row norm + activation (spec/ops/norm_act.md), as row kernels: one
-// workgroup per row of scores. Forward, backward, and the per-row stats that let the fused
+// Θ, the Pattention row norm + activation (spec/ops/norm_act.md), as row kernels (a
+// workgroup or an invocation per row of scores, common.ts RowLayout). Forward, backward, and the per-row stats that let the fused
 // Pattention apply Θ inside the A·V matmul's load (kernels/matmul.ts prologue).
 // Omits: rescaling before squaring (a row with |s| > ~1e19 overflows f32 in ‖s‖²).
 // NOTE: a zero-norm row gives a = 0 and dS = 0, as the CPU reference (the official code
@@ -8,27 +8,31 @@
 import { VARIANTS, type NormActParams, type Variant } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
-import { WGSL_GELU, WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, rowsCols, runRows, sameShape, wgslReduce, type Env } from './common.ts';
+import type { KernelDef } from '../device.ts';
+import { WGSL_GELU, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+
+/** A row loop over this invocation's share of the n scores. */
+const loop = (l: RowLayout, body: string) => `for (var j = lane; j < p.n; j = j + ${l.tpr}u) { ${body} }`;
 
 /** Row stats as vec2: l2 variants (c = √normN/‖·‖ or 0, 0); softmax (max, normN/Σexp). */
-function statsFn(v: Variant, wg: number): string {
+function statsFn(v: Variant, l: RowLayout): string {
   if (v === 'softmax') {
     return /* wgsl */ `
-fn row_stats(base: u32, li: u32) -> vec2<f32> {
+fn row_stats(base: u32, lane: u32, li: u32) -> vec2<f32> {
   var mx = -0x1.fffffep+127f;
-  for (var j = li; j < p.n; j = j + ${wg}u) { mx = max(mx, s[base + j]); }
+  ${loop(l, 'mx = max(mx, s[base + j]);')}
   mx = wg_max(mx, li);
   var z = 0.0;
-  for (var j = li; j < p.n; j = j + ${wg}u) { z = z + exp(s[base + j] - mx); }
+  ${loop(l, 'z = z + exp(s[base + j] - mx);')}
   z = wg_sum(z, li);
   return vec2<f32>(mx, p.normN / z);
 }`;
   }
   const val = v === 'gelu_l2_norm' ? 'gelu(s[base + j])' : 's[base + j]';
   return /* wgsl */ `
-fn row_stats(base: u32, li: u32) -> vec2<f32> {
+fn row_stats(base: u32, lane: u32, li: u32) -> vec2<f32> {
   var ss = 0.0;
-  for (var j = li; j < p.n; j = j + ${wg}u) { let g = ${val}; ss = ss + g * g; }
+  ${loop(l, `let g = ${val}; ss = ss + g * g;`)}
   let r = sqrt(wg_sum(ss, li));
   return vec2<f32>(select(0.0, p.sq / r, r > 0.0), 0.0);
 }`;
@@ -41,94 +45,81 @@ function applyExpr(v: Variant): string {
   return 'exp(s[base + j] - st.x) * st.y';
 }
 
-function header(wg: number, outs: string): string {
+/** A whole row kernel: bindings after s, module code, and the body after the row prologue. */
+function kernel(l: RowLayout, outs: string, fns: string, body: string): string {
+  const { decls, main } = wgslRows(l);
   return /* wgsl */ `
 struct P { rows: u32, n: u32, sq: f32, normN: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> s: array<f32>;
 ${outs}
 ${WGSL_GELU}
-${wgslReduce(wg)}`;
+${decls}
+${fns}
+${main}
+  let base = row * p.n;
+  ${body}
+}`;
 }
 
-const cache = new Map<string, { key: string; params: string; wgsl: string }>();
-function memo(key: string, make: () => string) {
+const cache = new Map<string, KernelDef>();
+function memo(key: string, make: () => string): KernelDef {
   let d = cache.get(key);
   if (!d) cache.set(key, (d = { key, params: 'uuff', wgsl: make() }));
   return d;
 }
 
-function fwdDef(v: Variant, wg: number) {
-  return memo(`normact_fwd_${v}_${wg}`, () => `${header(wg, '@group(0) @binding(2) var<storage, read_write> a: array<f32>;')}
-${statsFn(v, wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let base = wgid * p.n;
-  let st = row_stats(base, li);
-  for (var j = li; j < p.n; j = j + ${wg}u) { a[base + j] = ${applyExpr(v)}; }
-}`);
+function fwdDef(v: Variant, l: RowLayout): KernelDef {
+  return memo(`normact_fwd_${v}_${layoutKey(l)}`, () => kernel(l,
+    '@group(0) @binding(2) var<storage, read_write> a: array<f32>;', statsFn(v, l), `
+  let st = row_stats(base, lane, li);
+  if (live) { ${loop(l, `a[base + j] = ${applyExpr(v)};`)} }`));
 }
 
-function statsDef(v: Variant, wg: number) {
-  return memo(`normact_stats_${v}_${wg}`, () => `${header(wg, '@group(0) @binding(2) var<storage, read_write> out: array<vec2<f32>>;')}
-${statsFn(v, wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let st = row_stats(wgid * p.n, li);
-  if (li == 0u) { out[wgid] = st; }
-}`);
+function statsDef(v: Variant, l: RowLayout): KernelDef {
+  return memo(`normact_stats_${v}_${layoutKey(l)}`, () => kernel(l,
+    '@group(0) @binding(2) var<storage, read_write> out: array<vec2<f32>>;', statsFn(v, l), `
+  let st = row_stats(base, lane, li);
+  if (live && lane == 0u) { out[row] = st; }`));
 }
 
 /** Backward bodies: dS from s and dA, recomputing the forward's row quantities. */
-function bwdBody(v: Variant, wg: number): string {
-  const loop = (body: string) => `for (var j = li; j < p.n; j = j + ${wg}u) { ${body} }`;
+function bwdBody(v: Variant, l: RowLayout): string {
   if (v === 'l2_norm_gelu') {
     return `
   var ss = 0.0;
-  ${loop('let x = s[base + j]; ss = ss + x * x;')}
+  ${loop(l, 'let x = s[base + j]; ss = ss + x * x;')}
   let r = sqrt(wg_sum(ss, li));
   let c = select(0.0, p.sq / r, r > 0.0);
   var dot = 0.0; // ⟨dA·gelu'(s·c), s⟩
-  ${loop('let x = s[base + j]; dot = dot + dA[base + j] * gelu_grad(x * c) * x;')}
+  ${loop(l, 'let x = s[base + j]; dot = dot + dA[base + j] * gelu_grad(x * c) * x;')}
   dot = wg_sum(dot, li);
   let k = select(0.0, dot / (r * r), r > 0.0);
-  ${loop('let x = s[base + j]; dS[base + j] = c * (dA[base + j] * gelu_grad(x * c) - x * k);')}`;
+  if (live) { ${loop(l, 'let x = s[base + j]; dS[base + j] = c * (dA[base + j] * gelu_grad(x * c) - x * k);')} }`;
   }
   if (v === 'gelu_l2_norm') {
     return `
   var ss = 0.0;
   var dot = 0.0; // ⟨dA, gelu(s)⟩
-  ${loop('let g = gelu(s[base + j]); ss = ss + g * g; dot = dot + dA[base + j] * g;')}
+  ${loop(l, 'let g = gelu(s[base + j]); ss = ss + g * g; dot = dot + dA[base + j] * g;')}
   let r = sqrt(wg_sum(ss, li));
   dot = wg_sum(dot, li);
   let c = select(0.0, p.sq / r, r > 0.0);
   let k = select(0.0, dot / (r * r), r > 0.0);
-  ${loop('let x = s[base + j]; dS[base + j] = c * (dA[base + j] - gelu(x) * k) * gelu_grad(x);')}`;
+  if (live) { ${loop(l, 'let x = s[base + j]; dS[base + j] = c * (dA[base + j] - gelu(x) * k) * gelu_grad(x);')} }`;
   }
   return `
-  let st = row_stats(base, li);
+  let st = row_stats(base, lane, li);
   var dot = 0.0; // Σ P·dA
-  ${loop('dot = dot + exp(s[base + j] - st.x) * st.y * dA[base + j];')}
+  ${loop(l, 'dot = dot + exp(s[base + j] - st.x) * st.y * dA[base + j];')}
   dot = wg_sum(dot, li) / p.normN;
-  ${loop('dS[base + j] = exp(s[base + j] - st.x) * st.y * (dA[base + j] - dot);')}`;
+  if (live) { ${loop(l, 'dS[base + j] = exp(s[base + j] - st.x) * st.y * (dA[base + j] - dot);')} }`;
 }
 
-function bwdDef(v: Variant, wg: number) {
+function bwdDef(v: Variant, l: RowLayout): KernelDef {
   const outs = `@group(0) @binding(2) var<storage, read> dA: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dS: array<f32>;`;
-  return memo(`normact_bwd_${v}_${wg}`, () => `${header(wg, outs)}
-${v === 'softmax' ? statsFn(v, wg) : ''}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let base = wgid * p.n;
-  ${bwdBody(v, wg)}
-}`);
+  return memo(`normact_bwd_${v}_${layoutKey(l)}`, () => kernel(l, outs, v === 'softmax' ? statsFn(v, l) : '', bwdBody(v, l)));
 }
 
 /** The CPU backend's check of Θ's settings (same message, UserError). */
@@ -146,7 +137,8 @@ export function normAct(env: Env, s: GHandle, p: NormActParams): GHandle {
   checkNormAct(p, 'normAct');
   const { rows, cols } = rowsCols(s.shape);
   const a = env.mem.alloc(s.shape);
-  runRows(env, fwdDef(p.variant, rowWorkgroup(cols)), [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows);
+  const l = rowLayout(env, cols);
+  runRows(env, fwdDef(p.variant, l), [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows, l);
   return a;
 }
 
@@ -157,7 +149,8 @@ export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActPar
   const { rows, cols } = rowsCols(s.shape);
   const dS = env.mem.alloc(s.shape);
   const binds = [env.mem.bind(s), env.mem.bind(dA), env.mem.bind(dS)];
-  runRows(env, bwdDef(p.variant, rowWorkgroup(cols)), binds, params(rows, cols, p), rows);
+  const l = rowLayout(env, cols);
+  runRows(env, bwdDef(p.variant, l), binds, params(rows, cols, p), rows, l);
   return dS;
 }
 
@@ -165,6 +158,7 @@ export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActPar
 export function normActStats(env: Env, s: GHandle, p: NormActParams): GHandle {
   const { rows, cols } = rowsCols(s.shape);
   const st = env.mem.alloc([rows, 2]);
-  runRows(env, statsDef(p.variant, rowWorkgroup(cols)), [env.mem.bind(s), env.mem.bind(st)], params(rows, cols, p), rows);
+  const l = rowLayout(env, cols);
+  runRows(env, statsDef(p.variant, l), [env.mem.bind(s), env.mem.bind(st)], params(rows, cols, p), rows, l);
   return st;
 }

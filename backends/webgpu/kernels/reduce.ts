@@ -3,36 +3,50 @@
 // Omits: float atomics (WGSL has none); Kahan compensation (f32 tree sums err ~log₂(n)·ε).
 
 import type { GHandle } from '../buffers.ts';
-import type { Binding } from '../device.ts';
+import type { Binding, KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, wgslReduce, type Env } from './common.ts';
 
-/** Elements per workgroup in the partial stage (256 threads × 8). */
+/** Elements per workgroup in the partial stage (256 invocations × 8). */
 export const CHUNK = 2048;
 
-const partialDef = (square: boolean) => ({
-  key: `reduce_partial_${square ? 'sq' : 'sum'}`,
-  params: 'uu',
-  wgsl: /* wgsl */ `
+/**
+ * Partial sums of x (or x²) over CHUNK-element chunks. 'gpu' style: one partial per
+ * workgroup (a tree in workgroup memory); 'cpu' style: one partial per invocation (no
+ * barriers, 256 partials per chunk). vec4: reads four elements per load (size % 4 = 0).
+ */
+function partialDef(square: boolean, vec: boolean, perLane: boolean): KernelDef {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const per = vec ? 2 : 8; // loads per invocation: CHUNK / 256 elements
+  const term = vec ? (square ? 'dot(v, v)' : 'v.x + v.y + v.z + v.w') : square ? 'v * v' : 'v';
+  return {
+    key: `reduce_partial_${square ? 'sq' : 'sum'}_${vec ? 'v4' : 's'}_${perLane ? 'lane' : 'wg'}`,
+    params: 'uu',
+    wgsl: /* wgsl */ `
 struct P { n: u32, at: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
-${wgslReduce(256)}
+${perLane ? '' : wgslReduce(256)}
 @compute @workgroup_size(256)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
-  let i0 = wgid * ${CHUNK}u;
+  let i0 = wgid * ${256 * per}u;
   var s = 0.0;
-  for (var k = 0u; k < 8u; k = k + 1u) {
+  for (var k = 0u; k < ${per}u; k = k + 1u) {
     let i = i0 + k * 256u + li;
-    if (i < p.n) { let v = x[i]; s = s + ${square ? 'v * v' : 'v'}; }
+    if (i < p.n) { let v = x[i]; s = s + ${term}; }
   }
-  s = wg_sum(s, li);
-  if (li == 0u) { part[p.at + wgid] = s; }
+  ${perLane ? 'part[p.at + wgid * 256u + li] = s;' : 's = wg_sum(s, li);\n  if (li == 0u) { part[p.at + wgid] = s; }'}
 }`,
-});
-const PARTIAL_SQ = partialDef(true);
-const PARTIAL_SUM = partialDef(false);
+  };
+}
+const partials = new Map<string, KernelDef>();
+function getPartial(square: boolean, vec: boolean, perLane: boolean): KernelDef {
+  const k = `${square}${vec}${perLane}`;
+  let d = partials.get(k);
+  if (!d) partials.set(k, (d = partialDef(square, vec, perLane)));
+  return d;
+}
 
 /** out[0] = scale · Σ part[0..n); one workgroup. */
 const FINAL = {
@@ -61,14 +75,17 @@ export function reduceFinal(env: Env, part: Binding, n: number, out: GHandle, sc
 /** [] = scale · Σ x (or Σ x²) over every element of every tensor. */
 export function sumAll(env: Env, ts: readonly GHandle[], square: boolean, scale = 1): GHandle {
   const { mem, ctx } = env;
-  const counts = ts.map((t) => Math.ceil(t.size / CHUNK));
-  const total = counts.reduce((a, b) => a + b, 0);
+  const perLane = ctx.style === 'cpu';
+  const groups = ts.map((t) => Math.ceil(t.size / CHUNK));
+  const total = groups.reduce((a, b) => a + b, 0) * (perLane ? 256 : 1);
   const part = mem.alloc([Math.max(1, total)]);
   let at = 0;
   ts.forEach((t, i) => {
-    if (counts[i] === 0) return;
-    ctx.run(square ? PARTIAL_SQ : PARTIAL_SUM, [mem.bind(t), mem.bind(part)], [t.size, at], ctx.grid1D(counts[i]));
-    at += counts[i];
+    if (groups[i] === 0) return;
+    const vec = t.size % 4 === 0;
+    const n = vec ? t.size / 4 : t.size;
+    ctx.run(getPartial(square, vec, perLane), [mem.bind(t), mem.bind(part)], [n, at], ctx.grid1D(groups[i]));
+    at += groups[i] * (perLane ? 256 : 1);
   });
   const out = mem.alloc([]);
   reduceFinal(env, mem.bind(part), total, out, scale);

@@ -1,18 +1,19 @@
-// Causal softmax over the last dim of (…, T, T) scores, forward and backward, one workgroup
-// per row; row i (i = row mod T) keeps columns j ≤ i (spec/ops/causal_softmax.md).
+// Causal softmax over the last dim of (…, T, T) scores, forward and backward, a workgroup or
+// an invocation per row (common.ts RowLayout); row i (i = row mod T) keeps columns j ≤ i (spec/ops/causal_softmax.md).
 // Omits: padding masks, key length ≠ query length.
 
 import { check as assert } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, rowsCols, runRows, sameShape, wgslReduce, type Env } from './common.ts';
+import { layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
 type Def = { key: string; params: string; wgsl: string };
 const defs = new Map<string, Def>();
 
-function def(wg: number, backward: boolean): Def {
-  const key = `causal_softmax_${backward ? 'bwd' : 'fwd'}_${wg}`;
+function def(l: RowLayout, backward: boolean): Def {
+  const key = `causal_softmax_${backward ? 'bwd' : 'fwd'}_${layoutKey(l)}`;
   let d = defs.get(key);
   if (d) return d;
+  const loop = (end: string, body: string) => `for (var j = lane; j ${end}; j = j + ${l.tpr}u) { ${body} }`;
   const binds = backward
     ? `@group(0) @binding(1) var<storage, read> pr: array<f32>;
 @group(0) @binding(2) var<storage, read> dP: array<f32>;
@@ -22,32 +23,26 @@ function def(wg: number, backward: boolean): Def {
   const body = backward
     ? `
   var dot = 0.0;
-  for (var j = li; j <= t; j = j + ${wg}u) { dot = dot + pr[o + j] * dP[o + j]; }
+  ${loop('<= t', 'dot = dot + pr[o + j] * dP[o + j];')}
   dot = wg_sum(dot, li);
-  for (var j = li; j < p.T; j = j + ${wg}u) {
-    dS[o + j] = select(0.0, p.scale * pr[o + j] * (dP[o + j] - dot), j <= t);
-  }`
+  if (live) { ${loop('< p.T', 'dS[o + j] = select(0.0, p.scale * pr[o + j] * (dP[o + j] - dot), j <= t);')} }`
     : `
   var mx = -0x1.fffffep+127f;
-  for (var j = li; j <= t; j = j + ${wg}u) { mx = max(mx, p.scale * s[o + j]); }
+  ${loop('<= t', 'mx = max(mx, p.scale * s[o + j]);')}
   mx = wg_max(mx, li);
   var z = 0.0;
-  for (var j = li; j <= t; j = j + ${wg}u) { z = z + exp(p.scale * s[o + j] - mx); }
+  ${loop('<= t', 'z = z + exp(p.scale * s[o + j] - mx);')}
   z = wg_sum(z, li);
-  for (var j = li; j < p.T; j = j + ${wg}u) {
-    pr[o + j] = select(0.0, exp(p.scale * s[o + j] - mx) / z, j <= t);
-  }`;
+  if (live) { ${loop('< p.T', 'pr[o + j] = select(0.0, exp(p.scale * s[o + j] - mx) / z, j <= t);')} }`;
+  const { decls, main } = wgslRows(l);
   const wgsl = /* wgsl */ `
 struct P { rows: u32, T: u32, scale: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${binds}
-${wgslReduce(wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let t = wgid % p.T;
-  let o = wgid * p.T;
+${decls}
+${main}
+  let t = row % p.T;
+  let o = row * p.T;
   ${body}
 }`;
   defs.set(key, (d = { key, params: 'uufu', wgsl }));
@@ -64,7 +59,8 @@ function check(s: GHandle, op: string): { rows: number; T: number } {
 export function causalSoftmax(env: Env, s: GHandle, scale: number): GHandle {
   const { rows, T } = check(s, 'causalSoftmax');
   const pr = env.mem.alloc(s.shape);
-  runRows(env, def(rowWorkgroup(T), false), [env.mem.bind(s), env.mem.bind(pr)], [rows, T, scale, 0], rows);
+  const l = rowLayout(env, T);
+  runRows(env, def(l, false), [env.mem.bind(s), env.mem.bind(pr)], [rows, T, scale, 0], rows, l);
   return pr;
 }
 
@@ -74,6 +70,7 @@ export function causalSoftmaxBackward(env: Env, pr: GHandle, dP: GHandle, scale:
   const { rows, T } = check(pr, 'causalSoftmaxBackward');
   const dS = env.mem.alloc(pr.shape);
   const binds = [env.mem.bind(pr), env.mem.bind(dP), env.mem.bind(dS)];
-  runRows(env, def(rowWorkgroup(T), true), binds, [rows, T, scale, 0], rows);
+  const l = rowLayout(env, T);
+  runRows(env, def(l, true), binds, [rows, T, scale, 0], rows, l);
   return dS;
 }

@@ -10,7 +10,8 @@
 import { check } from '../../../src/errors.ts';
 import { checkIds } from '../../../src/ops/embedding.ts';
 import type { GHandle } from '../buffers.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, rowWorkgroup, runElems, runRows, wgslReduce, type Env } from './common.ts';
+import type { KernelDef } from '../device.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, runElems, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
 import { reduceFinal } from './reduce.ts';
 
 const EMB = {
@@ -93,9 +94,11 @@ export function embeddingBackward(env: Env, ids: GHandle, dOut: GHandle, vocab: 
   return dT;
 }
 
-function ceFwdDef(wg: number) {
+function ceFwdDef(l: RowLayout): KernelDef {
+  const loop = (body: string) => `for (var j = lane; j < p.V; j = j + ${l.tpr}u) { ${body} }`;
+  const { decls, main } = wgslRows(l);
   return {
-    key: `ce_fwd_${wg}`,
+    key: `ce_fwd_${layoutKey(l)}`,
     params: 'uu',
     wgsl: /* wgsl */ `
 struct P { rows: u32, V: u32 }
@@ -104,27 +107,24 @@ struct P { rows: u32, V: u32 }
 @group(0) @binding(2) var<storage, read> tgt: array<i32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
-${wgslReduce(wg)}
-@compute @workgroup_size(${wg})
-fn main(${WGSL_MAIN_1D}) {
-  ${WGSL_WGID}
-  if (wgid >= p.rows) { return; }
-  let o = wgid * p.V;
+${decls}
+${main}
+  let o = row * p.V;
   var mx = -0x1.fffffep+127f;
-  for (var j = li; j < p.V; j = j + ${wg}u) { mx = max(mx, l[o + j]); }
+  ${loop('mx = max(mx, l[o + j]);')}
   mx = wg_max(mx, li);
   var z = 0.0;
-  for (var j = li; j < p.V; j = j + ${wg}u) { z = z + exp(l[o + j] - mx); }
+  ${loop('z = z + exp(l[o + j] - mx);')}
   z = wg_sum(z, li);
-  if (li == 0u) {
+  if (live && lane == 0u) {
     let r = mx + log(z);
-    lse[wgid] = r;
-    rowLoss[wgid] = r - l[o + u32(tgt[wgid])];
+    lse[row] = r;
+    rowLoss[row] = r - l[o + u32(tgt[row])];
   }
 }`,
   };
 }
-const ceDefs = new Map<number, ReturnType<typeof ceFwdDef>>();
+const ceDefs = new Map<string, KernelDef>();
 
 function ceCheck(env: Env, logits: GHandle, targets: GHandle): { N: number; V: number } {
   check(logits.shape.length >= 1, 'crossEntropy: logits must be [..., V], got a scalar');
@@ -140,11 +140,11 @@ function ceCheck(env: Env, logits: GHandle, targets: GHandle): { N: number; V: n
 export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { loss: GHandle; lse: GHandle } {
   const { N, V } = ceCheck(env, logits, targets);
   const { mem } = env;
-  const wg = rowWorkgroup(V);
-  let d = ceDefs.get(wg);
-  if (!d) ceDefs.set(wg, (d = ceFwdDef(wg)));
+  const l = rowLayout(env, V);
+  let d = ceDefs.get(layoutKey(l));
+  if (!d) ceDefs.set(layoutKey(l), (d = ceFwdDef(l)));
   const lse = mem.alloc([N]), rowLoss = mem.alloc([N]);
-  runRows(env, d, [mem.bind(logits), mem.bind(targets), mem.bind(lse), mem.bind(rowLoss)], [N, V], N);
+  runRows(env, d, [mem.bind(logits), mem.bind(targets), mem.bind(lse), mem.bind(rowLoss)], [N, V], N, l);
   const loss = mem.alloc([]);
   reduceFinal(env, mem.bind(rowLoss), N, loss, 1 / N);
   mem.dispose(rowLoss);
