@@ -27,15 +27,30 @@ export interface PlotMarks {
 // distributions, the rest are fallbacks. The SVG names the same families.
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
 
+/**
+ * The y range: from just under the lowest loss to the highest validation loss after the
+ * first 10% of the FLOPs, so the steep first steps (≈ ln 256 = 5.5) do not flatten the
+ * part of the curves where the runs differ. Points above are clipped.
+ */
+export function lossDomain(points: CurvePoint[]): [number, number] {
+  const val = points.filter((p) => p.kind === 'validation');
+  const maxF = Math.max(...val.map((p) => p.flops));
+  const lo = Math.min(...points.map((p) => p.loss));
+  const late = val.filter((p) => p.flops >= 0.1 * maxF).map((p) => p.loss);
+  const hi = late.length > 0 ? Math.max(...late) : Math.max(...val.map((p) => p.loss));
+  const pad = 0.05 * (hi - lo || 1);
+  return [Math.floor((lo - pad) * 20) / 20, Math.ceil((hi + pad) * 20) / 20];
+}
+
 /** The vega-lite spec: validation curves as lines with points, training loss faint. */
 export function curvesSpec(points: CurvePoint[], marks: PlotMarks): TopLevelSpec {
   const runs = [...new Set(points.map((p) => p.run))];
   const color = { field: 'run', type: 'nominal', title: null, scale: { domain: runs, range: ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'] }, legend: { orient: 'top-right', labelLimit: 400, symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } } as const;
   const x = { field: 'flops', type: 'quantitative', title: 'training FLOPs', axis: { format: '.2~s', tickCount: 8 } } as const;
-  const y = { field: 'loss', type: 'quantitative', title: 'loss (nats per byte)', scale: { zero: false } } as const;
+  const y = { field: 'loss', type: 'quantitative', title: 'loss (nats per byte)', scale: { zero: false, domain: lossDomain(points) } } as const;
   const layers: object[] = [
-    { transform: [{ filter: "datum.kind === 'validation'" }], mark: { type: 'line', point: { size: 18 }, strokeWidth: 2 }, encoding: { x, y, color } },
-    { transform: [{ filter: "datum.kind === 'training'" }], mark: { type: 'line', opacity: 0.25, strokeWidth: 1 }, encoding: { x, y, color, detail: { field: 'run' } } },
+    { transform: [{ filter: "datum.kind === 'validation'" }], mark: { type: 'line', point: { size: 18 }, strokeWidth: 2, clip: true }, encoding: { x, y, color } },
+    { transform: [{ filter: "datum.kind === 'training'" }], mark: { type: 'line', strokeOpacity: 0.3, strokeWidth: 1, clip: true }, encoding: { x, y, color, detail: { field: 'run' } } },
   ];
   if (marks.growthFlops !== undefined) {
     layers.push({ data: { values: [{ flops: marks.growthFlops, label: 'growth' }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { x: { field: 'flops', type: 'quantitative' } } });

@@ -131,13 +131,20 @@ export function reportMarkdown(s: DemoSummary): string {
   ].join('\n');
 }
 
-/** The curves of both paths as plot points (validation bold, training faint). */
+/** Training losses are drawn as the mean of the last SMOOTH updates (one batch is noisy). */
+const SMOOTH = 10;
+
+/** The curves of both paths as plot points (validation bold, training faint and smoothed). */
 export function curvePoints(run: DemoRun, growLabel: string, scratchLabel: string): CurvePoint[] {
   const pts: CurvePoint[] = [];
   const add = (label: string, h: HistoryPoint[]) => {
+    const recent: number[] = [];
     for (const p of h) {
       if (p.valLoss !== undefined) pts.push({ run: label, flops: p.flops, loss: p.valLoss, kind: 'validation' });
-      if (p.loss !== undefined) pts.push({ run: label, flops: p.flops, loss: p.loss, kind: 'training' });
+      if (p.loss === undefined) continue;
+      recent.push(p.loss);
+      if (recent.length > SMOOTH) recent.shift();
+      pts.push({ run: label, flops: p.flops, loss: recent.reduce((a, b) => a + b, 0) / recent.length, kind: 'training' });
     }
   };
   add(growLabel, [...run.small.history, ...run.grown.history]);
@@ -154,7 +161,7 @@ export async function writeReport(outDir: string, run: DemoRun, o: DemoOptions, 
   const { svg, png } = await renderCurves(curvePoints(run, growLabel, scratchLabel), {
     growthFlops: last(run.small.history).flops, targetLoss: s.target.valLoss,
     title: 'TokenFormer incremental scaling: validation loss vs training FLOPs',
-    subtitle: `Brown corpus bytes · ${run.backend} backend · ${ratio} · faint: training loss`,
+    subtitle: `Brown corpus bytes · ${run.backend} backend · ${ratio} · faint: training loss (mean of 10 updates)`,
   });
   writeFileSync(join(outDir, 'curves.svg'), svg);
   writeFileSync(join(outDir, 'curves.png'), png);
