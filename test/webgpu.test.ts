@@ -96,6 +96,13 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     ['batched A, shared B', [2, 3, 37, 48], [48, 29], false, false],
     ['batched A and B, NT', [2, 3, 65, 16], [2, 3, 65, 16], false, true],
     ['batched TN', [5, 33, 9], [5, 33, 70], true, false],
+    // N % 4 = 0: the vec4 kernels (a transposed B is transposed first in the cpu style)
+    ['NT, N % 4 = 0', [37, 48], [64, 48], false, true],
+    ['batched A and B, NT, N % 4 = 0', [2, 3, 20, 16], [2, 3, 36, 16], false, true],
+    ['batched A, shared B, NT, N % 4 = 0', [2, 19, 16], [12, 16], false, true],
+    ['TN, N % 4 = 0', [48, 37], [48, 32], true, false],
+    ['batched A, shared B, N % 4 = 0', [3, 17, 24], [24, 44], false, false],
+    ['TT, N % 4 = 0', [48, 37], [32, 48], true, true],
   ];
   for (const [name, as, bs, tA, tB] of mmCases) {
     it(`matmul ${name}`, async () => {

@@ -10,7 +10,7 @@ import type { Variant } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_GELU, type Env } from './common.ts';
-import { rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
+import { TRANSPOSE_WGSL, rowcast4WGSL, rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
 
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
 export type AXform = 'none' | Variant;
@@ -143,11 +143,38 @@ export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: bool
 }
 
 const rowcastDefs = new Map<string, KernelDef>();
-function getRowcast(transA: boolean, transB: boolean, lanes: number): KernelDef {
-  const key = `matmul_rowcast_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${lanes}`;
+function getRowcast(transA: boolean, transB: boolean, lanes: number, vec: boolean): KernelDef {
+  const key = `matmul_rowcast${vec ? '4' : ''}_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${lanes}`;
   let d = rowcastDefs.get(key);
-  if (!d) rowcastDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: rowcastWGSL(transA, transB, lanes) }));
+  if (!d) {
+    const wgsl = vec ? rowcast4WGSL(transA, lanes) : rowcastWGSL(transA, transB, lanes);
+    rowcastDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl }));
+  }
   return d;
+}
+const TRANSPOSE: KernelDef = { key: 'transpose', params: 'uuuu', wgsl: TRANSPOSE_WGSL };
+
+/** CPU style: the vec4 rowcast kernel when N % 4 = 0 (a transposed B is transposed first). */
+function rowcastInto(env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims): void {
+  const { ctx, mem } = env;
+  const lanes = rowcastLanes(d.N);
+  const [gx, gy] = rowcastGrid(d, lanes);
+  let bT: GHandle | null = null;
+  const vec = d.N % 4 === 0 && (!d.transB || (d.M >= 16 && d.K <= ctx.maxGroups));
+  if (vec && d.transB) {
+    const nb = d.bBatched ? d.batch : 1;
+    bT = mem.alloc([nb, d.K, d.N]); // (K, N) per batch
+    for (let z0 = 0; z0 < nb; z0 += ctx.maxGroups) {
+      ctx.run(TRANSPOSE, [mem.bind(b), mem.bind(bT)], [d.N, d.K, z0, 0], [Math.ceil(d.N / 64), d.K, Math.min(ctx.maxGroups, nb - z0)]);
+    }
+  }
+  const k = getRowcast(d.transA, d.transB && !vec, lanes, vec);
+  const binds = [mem.bind(a), mem.bind(bT ?? b), mem.bind(c)];
+  const sA = d.M * d.K, sB = d.bBatched ? d.K * d.N : 0, sC = d.M * d.N;
+  for (let z0 = 0; z0 < d.batch; z0 += ctx.maxGroups) {
+    ctx.run(k, binds, [d.M, d.N, d.K, sA, sB, sC, z0, 0], [gx, gy, Math.min(ctx.maxGroups, d.batch - z0)]);
+  }
+  if (bT) mem.dispose(bT);
 }
 
 /** True when matmulInto can apply Θ while loading A (the tiled kernel); else materialize. */
@@ -160,15 +187,9 @@ export function matmulInto(
   env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, xf: AXform = 'none', stats?: GHandle,
 ): void {
   const { ctx, mem } = env;
-  let k: KernelDef, gx: number, gy: number;
-  if (ctx.style === 'cpu' && xf === 'none') {
-    const lanes = rowcastLanes(d.N);
-    k = getRowcast(d.transA, d.transB, lanes);
-    [gx, gy] = rowcastGrid(d, lanes);
-  } else {
-    k = getDef(d.transA, d.transB, xf);
-    [gx, gy] = [Math.ceil(d.N / TILE), Math.ceil(d.M / TILE)];
-  }
+  if (ctx.style === 'cpu' && xf === 'none') return rowcastInto(env, c, a, b, d);
+  const k = getDef(d.transA, d.transB, xf);
+  const [gx, gy] = [Math.ceil(d.N / TILE), Math.ceil(d.M / TILE)];
   check(gx <= ctx.maxGroups && gy <= ctx.maxGroups, () => `matmul: [${d.M}, ${d.N}] output needs a ${gx}×${gy} grid, over ${ctx.maxGroups}`);
   const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
   if (xf !== 'none') binds.push(mem.bind(stats!));
