@@ -15,7 +15,9 @@ const HELP: Record<keyof DemoOptions, string> = {
   qkvSlots: 'small model qkv_slot_num', projSlots: 'small model proj_slot_num', ffnSlots: 'small model ffn_slot_num',
   growFactor: 'token multiplier of every Pattention layer at growth', variant: `norm_activation_type (${VARIANTS.join(', ')})`,
   batch: 'sequences per update', seq: 'bytes per sequence', lr: 'peak learning rate', minLr: 'final learning rate',
-  warmup: 'warmup fraction of each stage', stepsSmall: 'updates of the small model',
+  warmup: 'warmup fraction of each schedule',
+  schedule: 'continue: one schedule over small + grown updates, growing mid-run; restart: a fresh schedule after growth',
+  stepsSmall: 'updates of the small model',
   stepsGrown: 'updates after growth', stepsScratch: 'updates of the from-scratch model',
   evalEvery: 'validation every K updates', evalBatches: 'validation batches', seed: 'seed (init and data order)',
 };
@@ -41,6 +43,7 @@ async function demoCmd(o: Record<string, unknown>): Promise<void> {
   }
   if (!VARIANTS.includes(opts.variant)) throw new UserError(`--variant must be one of ${VARIANTS.join(', ')}`);
   if (opts.variant === 'softmax') throw new UserError('the demo grows with zero init, which cannot preserve a softmax model (see spec/growth.md)');
+  if (opts.schedule !== 'continue' && opts.schedule !== 'restart') throw new UserError('--schedule must be continue or restart');
   if (!Number.isInteger(opts.growFactor) || opts.growFactor < 1) throw new UserError('--grow-factor must be an integer ≥ 1');
   const out = String(o.out);
   const t0 = performance.now();

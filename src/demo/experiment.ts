@@ -30,6 +30,12 @@ export interface DemoOptions {
   lr: number;
   minLr: number;
   warmup: number;
+  /**
+   * continue: one warmup+cosine schedule over stepsSmall + stepsGrown updates, the model
+   * grown at update stepsSmall (growing a run mid-training); restart: the small model gets
+   * its own full schedule, the grown one a fresh one (the paper's stage-by-stage recipe).
+   */
+  schedule: 'continue' | 'restart';
   /** Updates of the small model, of the grown model after growth, and of the from-scratch one. */
   stepsSmall: number;
   stepsGrown: number;
@@ -42,8 +48,8 @@ export interface DemoOptions {
 /** Defaults sized to finish in well under 10 minutes on 2 CPU cores (the CPU reference). */
 export const DEFAULT_DEMO: DemoOptions = {
   layers: 2, hidden: 64, heads: 4, qkvSlots: 32, projSlots: 32, ffnSlots: 128, growFactor: 2,
-  variant: 'l2_norm_gelu', batch: 8, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02,
-  stepsSmall: 150, stepsGrown: 100, stepsScratch: 250, evalEvery: 10, evalBatches: 4, seed: 1234,
+  variant: 'l2_norm_gelu', batch: 8, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02, schedule: 'continue',
+  stepsSmall: 150, stepsGrown: 200, stepsScratch: 250, evalEvery: 10, evalBatches: 4, seed: 1234,
 };
 
 export interface StageResult {
@@ -97,48 +103,64 @@ function stageArgs(o: DemoOptions, steps: number): TrainArgs {
   };
 }
 
-async function trainStage<T extends Handle>(t: Trainer<T>, label: string, hooks: DemoHooks): Promise<StageResult> {
+function stageResult<T extends Handle>(t: Trainer<T>, label: string, history: HistoryPoint[], seconds: number): StageResult {
+  return {
+    label, config: t.config, params: paramCount(t.config), flopsPerToken: trainFlopsPerToken(t.config, t.args.seq),
+    history, seconds,
+  };
+}
+
+/** Runs t up to update `stopAt` (default: the end) under a progress reporter. */
+async function trainStage<T extends Handle>(t: Trainer<T>, label: string, hooks: DemoHooks, stopAt?: number): Promise<StageResult> {
   const t0 = performance.now();
-  const h = hooks.stage(label, t.step, t.args.steps, t.totals().tokens);
+  const from = t.state.history.length;
+  const h = hooks.stage(label, t.step, stopAt ?? t.args.steps, t.totals().tokens);
   try {
-    await t.run({ onStep: (p) => h.step(p) });
+    await t.run({ onStep: (p) => h.step(p) }, null, stopAt);
   } finally {
     h.done();
   }
-  return {
-    label, config: t.config, params: paramCount(t.config), flopsPerToken: trainFlopsPerToken(t.config, t.args.seq),
-    history: [...t.state.history], seconds: (performance.now() - t0) / 1000,
-  };
+  // A continued stage starts at the point it grew from, so both segments share it.
+  const history = t.state.history.slice(Math.max(0, from - 1));
+  return stageResult(t, label, history, (performance.now() - t0) / 1000);
+}
+
+/** Grows the trainer's model in place (zero init) and measures that nothing moved. */
+async function growAndCheck<T extends Handle>(be: Backend<T>, t: Trainer<T>, o: DemoOptions, hooks: DemoHooks): Promise<GrowthCheck> {
+  const f = o.growFactor;
+  const c0 = t.config;
+  const host = await t.model.toHost();
+  const targets = { qkv: f * o.qkvSlots, proj: f * o.projSlots, ffn: f * o.ffnSlots };
+  const grown = growModel(c0, host, targets, 'zero', new Rng(o.seed + 1));
+  const valBefore = await t.evaluate();
+  await t.grow(grown.config, grown.weights);
+  const valAfter = await t.evaluate();
+  const last = t.state.history[t.state.history.length - 1];
+  if (last.valLoss === undefined) last.valLoss = valAfter; // the curve gets a point at the growth
+  const zero = await measureShift(be, c0, host, grown.config, grown.weights);
+  const rnd = growModel(c0, host, targets, 'random', new Rng(o.seed + 1));
+  const random = await measureShift(be, c0, host, rnd.config, rnd.weights);
+  hooks.log(`grew ×${f}: validation loss ${valBefore.toFixed(6)} → ${valAfter.toFixed(6)}; `
+    + `max |Δlogit| ${zero.maxAbsLogitDiff.toExponential(2)} (zero init) vs ${random.maxAbsLogitDiff.toExponential(2)} (official random init)`);
+  return { valBefore, valAfter, zero, random };
 }
 
 /** Runs the three trainings (small → grown, and from scratch) on one backend. */
 export async function runDemo<T extends Handle>(be: Backend<T>, corpus: Corpus, o: DemoOptions, hooks: DemoHooks): Promise<DemoRun> {
   const { small: cSmall, big: cBig } = demoConfigs(o);
-  const f = o.growFactor;
-  // 1. the small model
-  const tSmall = Trainer.fresh(be, cSmall, null, stageArgs(o, o.stepsSmall), corpus);
-  const small = await trainStage(tSmall, 'small', hooks);
+  const cont = o.schedule === 'continue';
+  // 1. the small model (with `continue`, the first stepsSmall updates of one longer run)
+  const tSmall = Trainer.fresh(be, cSmall, null, stageArgs(o, cont ? o.stepsSmall + o.stepsGrown : o.stepsSmall), corpus);
+  const small = await trainStage(tSmall, 'small', hooks, o.stepsSmall);
   // 2. grow it, and check the outputs on the spot
-  const host = await tSmall.model.toHost();
-  const targets = { qkv: f * o.qkvSlots, proj: f * o.projSlots, ffn: f * o.ffnSlots };
-  const grown = growModel(cSmall, host, targets, 'zero', new Rng(o.seed + 1));
-  const valBefore = small.history[small.history.length - 1].valLoss ?? (await tSmall.evaluate());
-  await tSmall.grow(grown.config, grown.weights);
-  const valAfter = await tSmall.evaluate();
-  const zero = await measureShift(be, cSmall, host, grown.config, grown.weights);
-  const rnd = growModel(cSmall, host, targets, 'random', new Rng(o.seed + 1));
-  const random = await measureShift(be, cSmall, host, rnd.config, rnd.weights);
-  hooks.log(`grew ×${f}: validation loss ${valBefore.toFixed(6)} → ${valAfter.toFixed(6)}; `
-    + `max |Δlogit| ${zero.maxAbsLogitDiff.toExponential(2)} (zero init) vs ${random.maxAbsLogitDiff.toExponential(2)} (official random init)`);
-  // 3. keep training the grown model: a fresh schedule, Adam moments carried over
-  const tGrown = tSmall.continueWith(stageArgs(o, o.stepsGrown));
-  const grownRes = await trainStage(tGrown, 'grown', hooks);
+  const growth = await growAndCheck(be, tSmall, o, hooks);
+  // 3. keep training the grown model, Adam moments carried over
+  const tGrown = cont ? tSmall : tSmall.continueWith(stageArgs(o, o.stepsGrown));
+  const grown = await trainStage(tGrown, 'grown', hooks);
   tGrown.dispose();
-  // 4. the grown size from scratch, same recipe and seed
+  // 4. the grown size from scratch: same recipe, seed and data order
   const tScratch = Trainer.fresh(be, cBig, null, stageArgs(o, o.stepsScratch), corpus);
   const scratch = await trainStage(tScratch, 'scratch', hooks);
   tScratch.dispose();
-  return {
-    small, grown: grownRes, scratch, growth: { valBefore, valAfter, zero, random }, backend: be.name, corpus: corpus.source,
-  };
+  return { small, grown, scratch, growth, backend: be.name, corpus: corpus.source };
 }

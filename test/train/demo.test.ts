@@ -18,10 +18,10 @@ describe('flopsToReach', () => {
   });
 });
 
-describe('demo', () => {
+describe.each(['continue', 'restart'] as const)('demo (schedule %s)', (schedule) => {
   it('runs small → grow → train and from scratch, and writes report and plots', async () => {
     const be = createCpuBackend();
-    const o = { ...DEFAULT_DEMO, layers: 1, hidden: 16, heads: 2, qkvSlots: 4, projSlots: 4, ffnSlots: 8, batch: 2, seq: 16,
+    const o = { ...DEFAULT_DEMO, schedule, layers: 1, hidden: 16, heads: 2, qkvSlots: 4, projSlots: 4, ffnSlots: 8, batch: 2, seq: 16,
       stepsSmall: 6, stepsGrown: 4, stepsScratch: 8, evalEvery: 2, evalBatches: 1 };
     const logs: string[] = [];
     const run = await runDemo(be, tinyCorpus(), o, {
@@ -34,6 +34,9 @@ describe('demo', () => {
     expect(run.grown.config.qkvSlots).toBe(8);
     // the grown path's FLOPs continue from the small model's total
     expect(run.grown.history[0].flops).toBe(run.small.history[run.small.history.length - 1].flops);
+    expect(run.grown.history[0].valLoss).toBe(run.growth.valAfter);
+    expect(run.small.history[run.small.history.length - 1].step).toBe(6);
+    expect(run.grown.history[run.grown.history.length - 1].step).toBe(schedule === 'continue' ? 10 : 4);
     const dir = mkdtempSync(join(tmpdir(), 'tf-demo-'));
     const s = await writeReport(dir, run, o, 1);
     for (const f of ['curves.svg', 'curves.png', 'report.md', 'report.json']) expect(existsSync(join(dir, f))).toBe(true);
