@@ -1,5 +1,7 @@
 // The subcommands beyond forward/grad, each registered by its own module.
 import type { Command } from 'commander';
+import { registerDemo } from './demo.ts';
+import { registerGrow } from './grow.ts';
 import { registerTrain } from './train.ts';
 
-export const extraCommands: Array<(program: Command) => void> = [registerTrain];
+export const extraCommands: Array<(program: Command) => void> = [registerTrain, registerGrow, registerDemo];
