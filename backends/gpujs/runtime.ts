@@ -67,12 +67,6 @@ export class Runtime {
     });
   }
 
-  /** Resolves once every scheduled action ran; rethrows the first failure. */
-  async settle(): Promise<void> {
-    await this.tail;
-    if (this.failure !== null) throw this.failure;
-  }
-
   /** The compiled kernel for key, built from src on first use (once per op + shape + attrs). */
   kernel(key: string, src: string, size: number, constants: Record<string, number>): IKernelRunShortcut {
     let k = this.cache.get(key);
@@ -90,7 +84,7 @@ export class Runtime {
     return k;
   }
 
-  /** A new handle whose slot is filled by `fill` (in program order). */
+  /** A new handle with an empty slot (its producer fills it, in program order). */
   make(shape: Shape, dtype: DType = 'f32'): GHandle {
     const size = numel(shape);
     checkSize(size);

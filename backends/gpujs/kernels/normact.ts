@@ -15,7 +15,7 @@
 import type { NormActParams, Variant } from '../../../src/backend.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { checkNormAct, expectShape, f32, rowsOf } from '../shapes.ts';
-import { blocks, divmod, gelu, geluGrad, inv, kernelSource, sum } from './snippets.ts';
+import { blocks, divmod, gelu, geluGrad, geluWithGrad, inv, kernelSource, sum } from './snippets.ts';
 
 const ROW = 'const o = this.thread.x * this.constants.n;';
 
@@ -79,8 +79,7 @@ const GRAD: Record<Variant, string> = {
   gelu_l2_norm: kernelSource(['s', 'dA', 'st', 'dot'], `${ELEM}
   const c = st[row];
   const e = s[x];
-  ${gelu('g', 'e', 'a')}
-  ${geluGrad('gd', 'e', 'b')}
+  ${geluWithGrad('g', 'gd', 'e', 'a')}
   return c * (dA[x] - g * dot[row] * c * c / this.constants.normN) * gd;`),
   softmax: kernelSource(['s', 'dA', 'st', 'dot'], `${ELEM}
   const a = this.constants.normN * Math.exp(s[x] - st[row]);

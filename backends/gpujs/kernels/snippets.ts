@@ -87,6 +87,13 @@ export function blocks(c: Record<string, number>, ...names: string[]): Record<st
   return out;
 }
 
+/** Lines declaring y = gelu(x) and dy = gelu'(x) from one Φ(x). */
+export function geluWithGrad(y: string, dy: string, x: string, sfx: string): string {
+  return `${normalCdf(`cdf_${sfx}`, x, sfx)}
+  let ${y} = ${x} * cdf_${sfx};
+  let ${dy} = cdf_${sfx} + ${x} * 0.3989422804014327 * Math.exp(-0.5 * ${x} * ${x});`;
+}
+
 /** Wraps kernel body lines into the GPU.js source `function (args) { body }`. */
 export function kernelSource(args: readonly string[], body: string): string {
   return `function (${args.join(', ')}) {
