@@ -37,4 +37,20 @@ describe('tokenformer train / grow', () => {
     expect(out3).toMatch(/max \|Δlogit\| = 0\.000e\+0 \(bit-identical\)/);
     expect(readFileSync(join(dir, 'g.yml'), 'utf8')).toMatch(/tokenformer_norm_slots:\n {2}sequential\.2\.attention\.query: 8/);
   });
+
+  it('rejects bad input with one error line and exit code 2 (through bin/tokenformer.mjs)', () => {
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'tokenformer.mjs');
+    const dir = mkdtempSync(join(tmpdir(), 'tf-cli-err-'));
+    const cases: [string[], RegExp][] = [
+      [['train', '--steps', '3'], /^error: train needs --config/],
+      [['train', '--resume', join(dir, 'none')], /^error: .*no checkpoint/],
+      [['demo', '--schedule', 'sometimes'], /^error: --schedule must be continue or restart/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
 });
