@@ -100,6 +100,6 @@ export async function benchTfjs(): Promise<BenchRow[]> {
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1]?.endsWith('bench/tfjs.ts')) {
   for (const r of await benchTfjs()) console.log(`${r.name.padEnd(44)} ${r.backend.padEnd(26)} ${r.value.toFixed(2)} ${r.unit}`);
 }

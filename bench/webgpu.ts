@@ -67,6 +67,6 @@ export async function benchWebGPU(): Promise<BenchRow[]> {
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1]?.endsWith('bench/webgpu.ts')) {
   for (const r of await benchWebGPU()) console.log(`${r.name.padEnd(44)} ${r.backend.padEnd(26)} ${r.value.toFixed(2)} ${r.unit}`);
 }
