@@ -31,16 +31,33 @@ export function crossEntropyForward(
   return { loss: total / N, cache: { lse } };
 }
 
-/** dLogits (N, V) from the scalar upstream gradient dLoss. */
+/**
+ * dLogits (N, V) from the scalar upstream gradient dLoss.
+ * NOTE: the row's max and Σ exp are recomputed in float64 rather than taken from the float32
+ * `cache.lse`: rounding an lse of ~17 to float32 moves every probability by ~1e-6 relative,
+ * which is the whole of p_y − 1 when the target is the confident top prediction. For the
+ * same reason the target entry is −Σ_{v≠y} p_v, which has no cancellation. `cache` is part
+ * of the op's signature for backends that do use it.
+ */
 export function crossEntropyBackward(
   dLogits: Float32Array, dLoss: number, logits: Float32Array, targets: Int32Array,
   cache: CrossEntropyCache, N: number, V: number,
 ): void {
   checkIds(targets, V, 'target');
+  void cache;
   const c = dLoss / N;
   for (let i = 0; i < N; i++) {
-    const o = i * V, l = cache.lse[i];
-    for (let v = 0; v < V; v++) dLogits[o + v] = c * Math.exp(logits[o + v] - l);
-    dLogits[o + targets[i]] = c * (Math.exp(logits[o + targets[i]] - l) - 1);
+    const o = i * V, y = targets[i];
+    let m = -Infinity;
+    for (let v = 0; v < V; v++) m = Math.max(m, logits[o + v]);
+    let z = 0;
+    for (let v = 0; v < V; v++) z += Math.exp(logits[o + v] - m);
+    let others = 0; // Σ_{v≠y} p_v = 1 − p_y
+    for (let v = 0; v < V; v++) {
+      const p = Math.exp(logits[o + v] - m) / z;
+      dLogits[o + v] = c * p;
+      if (v !== y) others += p;
+    }
+    dLogits[o + y] = -c * others;
   }
 }
