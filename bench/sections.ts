@@ -9,4 +9,17 @@ export interface Section {
   run(loaded: Backend<Handle>[]): Promise<BenchRow[] | string>;
 }
 
-export const sections: Section[] = [];
+/** Runs a section body; a missing module or adapter becomes the section's note. */
+async function guarded(f: () => Promise<BenchRow[]>): Promise<BenchRow[] | string> {
+  try {
+    return await f();
+  } catch (e) {
+    return `skipped: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+  }
+}
+
+export const sections: Section[] = [
+  { name: 'webgpu kernels (matmul, Pattention) vs cpu', run: () => guarded(async () => (await import('./webgpu.ts')).benchWebGPU()) },
+  { name: 'tfjs-webgpu kernels', run: () => guarded(async () => (await import('./tfjs.ts')).benchTfjs()) },
+  { name: 'gpujs kernels per mode vs cpu', run: () => guarded(async () => (await import('./gpujs.ts')).benchGpujs()) },
+];
