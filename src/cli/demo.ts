@@ -13,7 +13,8 @@ import { makeReporter } from './progress.ts';
 const HELP: Record<keyof DemoOptions, string> = {
   layers: 'num_layers', hidden: 'hidden_size', heads: 'num_attention_heads',
   qkvSlots: 'small model qkv_slot_num', projSlots: 'small model proj_slot_num', ffnSlots: 'small model ffn_slot_num',
-  growFactor: 'token multiplier of every Pattention layer at growth', variant: `norm_activation_type (${VARIANTS.join(', ')})`,
+  growFactor: 'token multiplier of every Pattention layer at growth',
+  growInit: 'zero (function-preserving) or random (the official recipe)', variant: `norm_activation_type (${VARIANTS.join(', ')})`,
   batch: 'sequences per update', seq: 'bytes per sequence', lr: 'peak learning rate', minLr: 'final learning rate',
   warmup: 'warmup fraction of each schedule',
   schedule: 'continue: one schedule over small + grown updates, growing mid-run; restart: a fresh schedule after growth',
@@ -42,7 +43,8 @@ async function demoCmd(o: Record<string, unknown>): Promise<void> {
     if (o[key] !== undefined) (opts as Record<string, unknown>)[key] = o[key];
   }
   if (!VARIANTS.includes(opts.variant)) throw new UserError(`--variant must be one of ${VARIANTS.join(', ')}`);
-  if (opts.variant === 'softmax') throw new UserError('the demo grows with zero init, which cannot preserve a softmax model (see spec/growth.md)');
+  if (opts.growInit !== 'zero' && opts.growInit !== 'random') throw new UserError('--grow-init must be zero or random');
+  if (opts.variant === 'softmax' && opts.growInit === 'zero') throw new UserError('the demo grows with zero init, which cannot preserve a softmax model (see spec/growth.md)');
   if (opts.schedule !== 'continue' && opts.schedule !== 'restart') throw new UserError('--schedule must be continue or restart');
   if (!Number.isInteger(opts.growFactor) || opts.growFactor < 1) throw new UserError('--grow-factor must be an integer ≥ 1');
   const out = String(o.out);

@@ -7,7 +7,7 @@
 import type { Backend, Handle } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
 import type { Variant } from '../backend.ts';
-import { growModel } from '../grow.ts';
+import { growModel, type GrowInit } from '../grow.ts';
 import { measureShift, type OutputShift } from '../cli/grow.ts';
 import { Rng } from '../rng.ts';
 import type { HistoryPoint } from '../train/checkpoint.ts';
@@ -24,6 +24,8 @@ export interface DemoOptions {
   projSlots: number;
   ffnSlots: number;
   growFactor: number;
+  /** zero (function-preserving, ours) or random (the official recipe; moves the outputs). */
+  growInit: GrowInit;
   variant: Variant;
   batch: number;
   seq: number;
@@ -47,7 +49,7 @@ export interface DemoOptions {
 
 /** Defaults sized to finish in well under 10 minutes on 2 CPU cores (the CPU reference). */
 export const DEFAULT_DEMO: DemoOptions = {
-  layers: 2, hidden: 64, heads: 4, qkvSlots: 32, projSlots: 32, ffnSlots: 128, growFactor: 2,
+  layers: 2, hidden: 64, heads: 4, qkvSlots: 32, projSlots: 32, ffnSlots: 128, growFactor: 2, growInit: 'zero',
   variant: 'l2_norm_gelu', batch: 8, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02, schedule: 'continue',
   stepsSmall: 150, stepsGrown: 200, stepsScratch: 250, evalEvery: 10, evalBatches: 4, seed: 1234,
 };
@@ -62,6 +64,7 @@ export interface StageResult {
 }
 
 export interface GrowthCheck {
+  init: GrowInit;
   /** Validation loss just before and just after growth (same fixed batches). */
   valBefore: number;
   valAfter: number;
@@ -131,18 +134,19 @@ async function growAndCheck<T extends Handle>(be: Backend<T>, t: Trainer<T>, o: 
   const c0 = t.config;
   const host = await t.model.toHost();
   const targets = { qkv: f * o.qkvSlots, proj: f * o.projSlots, ffn: f * o.ffnSlots };
-  const grown = growModel(c0, host, targets, 'zero', new Rng(o.seed + 1));
+  const grown = growModel(c0, host, targets, o.growInit, new Rng(o.seed + 1));
   const valBefore = await t.evaluate();
   await t.grow(grown.config, grown.weights);
   const valAfter = await t.evaluate();
   const last = t.state.history[t.state.history.length - 1];
   if (last.valLoss === undefined) last.valLoss = valAfter; // the curve gets a point at the growth
-  const zero = await measureShift(be, c0, host, grown.config, grown.weights);
-  const rnd = growModel(c0, host, targets, 'random', new Rng(o.seed + 1));
+  const zeroGrown = o.growInit === 'zero' ? grown : growModel(c0, host, targets, 'zero', new Rng(o.seed + 1));
+  const zero = await measureShift(be, c0, host, zeroGrown.config, zeroGrown.weights);
+  const rnd = o.growInit === 'random' ? grown : growModel(c0, host, targets, 'random', new Rng(o.seed + 1));
   const random = await measureShift(be, c0, host, rnd.config, rnd.weights);
-  hooks.log(`grew ×${f}: validation loss ${valBefore.toFixed(6)} → ${valAfter.toFixed(6)}; `
+  hooks.log(`grew ×${f} (${o.growInit} init): validation loss ${valBefore.toFixed(6)} → ${valAfter.toFixed(6)}; `
     + `max |Δlogit| ${zero.maxAbsLogitDiff.toExponential(2)} (zero init) vs ${random.maxAbsLogitDiff.toExponential(2)} (official random init)`);
-  return { valBefore, valAfter, zero, random };
+  return { init: o.growInit, valBefore, valAfter, zero, random };
 }
 
 /** Runs the three trainings (small → grown, and from scratch) on one backend. */

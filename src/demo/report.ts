@@ -78,7 +78,10 @@ export function summarize(run: DemoRun, o: DemoOptions, wallSeconds: number) {
     },
     growthCheck: {
       valLossBefore: run.growth.valBefore, valLossAfter: run.growth.valAfter,
-      outputsUnchanged: run.growth.zero.maxAbsLogitDiff <= 1e-6 * Math.max(1, run.growth.zero.maxAbsLogit) && run.growth.valAfter === run.growth.valBefore,
+      init: run.growth.init,
+      outputsUnchanged: run.growth.init === 'zero'
+        && run.growth.zero.maxAbsLogitDiff <= 1e-6 * Math.max(1, run.growth.zero.maxAbsLogit)
+        && Math.abs(run.growth.valAfter - run.growth.valBefore) <= 1e-6 * run.growth.valBefore,
       zeroInit: run.growth.zero, officialRandomInit: run.growth.random,
     },
   };
@@ -120,9 +123,9 @@ export function reportMarkdown(s: DemoSummary): string {
     `- **Ratio, counting the small model's training too: ${fmtR(s.ratio.includingSmall)}** (goal ≤ ${s.ratio.goalIncludingSmall}: ${s.ratio.goalMet ? 'met' : 'not met'})`,
     s.ratio.note ? `- ${s.ratio.note}` : '',
     '',
-    '**Outputs unchanged by growth (zero init):** '
+    `**Outputs unchanged by growth (${g.init} init):** `
       + `${g.outputsUnchanged ? 'yes' : 'NO'}: validation loss ${g.valLossBefore.toFixed(6)} → ${g.valLossAfter.toFixed(6)}, `
-      + `max |Δlogit| ${g.zeroInit.maxAbsLogitDiff.toExponential(2)} on a fixed Brown sample. `
+      + `max |Δlogit| ${g.zeroInit.maxAbsLogitDiff.toExponential(2)} with zero init on a fixed Brown sample. `
       + `The official random init would have moved them by max |Δlogit| ${g.officialRandomInit.maxAbsLogitDiff.toExponential(2)} `
       + `(max |logit| ${g.officialRandomInit.maxAbsLogit.toFixed(2)}; sample loss ${g.officialRandomInit.lossBefore.toFixed(4)} → ${g.officialRandomInit.lossAfter.toFixed(4)}).`,
     '',

@@ -49,3 +49,17 @@ describe.each(['continue', 'restart'] as const)('demo (schedule %s)', (schedule)
     expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/Ratio, counting the small model's training too/);
   });
 });
+
+describe('demo with the official random init', () => {
+  it('reports that the outputs moved', async () => {
+    const be = createCpuBackend();
+    const o = { ...DEFAULT_DEMO, growInit: 'random' as const, layers: 1, hidden: 16, heads: 2, qkvSlots: 4, projSlots: 4, ffnSlots: 8,
+      batch: 2, seq: 16, stepsSmall: 4, stepsGrown: 2, stepsScratch: 6, evalEvery: 2, evalBatches: 1 };
+    const run = await runDemo(be, tinyCorpus(), o, { stage: () => ({ step: () => {}, done: () => {} }), log: () => {} });
+    expect(run.growth.valAfter).not.toBe(run.growth.valBefore);
+    const dir = mkdtempSync(join(tmpdir(), 'tf-demo-r-'));
+    const s = await writeReport(dir, run, o, 1);
+    expect(s.growthCheck.outputsUnchanged).toBe(false);
+    expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/Outputs unchanged by growth \(random init\):\*\* NO/);
+  });
+});
