@@ -23,11 +23,11 @@ export interface LoadOptions {
 export async function loadBackend(name: BackendName, opts: LoadOptions = {}): Promise<Backend<Handle>> {
   if (name === 'cpu') {
     const { createCpuBackend } = await import('./cpu.ts');
-    return createCpuBackend() as unknown as Backend<Handle>;
+    return createCpuBackend();
   }
   if (name === 'webgpu') {
     const { createWebGPUBackend } = await import('./webgpu/index.ts');
-    return (await createWebGPUBackend()) as unknown as Backend<Handle>;
+    return createWebGPUBackend();
   }
   if (name === 'gpujs' || name.startsWith('gpujs-')) {
     const mode = (name === 'gpujs' ? (opts.gpujsMode ?? 'headlessgl') : name.slice(6)) as GpujsMode;
@@ -35,7 +35,7 @@ export async function loadBackend(name: BackendName, opts: LoadOptions = {}): Pr
       throw new UserError(`unknown GPU.js mode '${mode}' (one of ${GPUJS_MODES.join(', ')})`);
     }
     const { createGpujsBackend } = await import('./gpujs/index.ts');
-    return (await createGpujsBackend(mode)) as unknown as Backend<Handle>;
+    return createGpujsBackend(mode);
   }
   if (name === 'auto') {
     try {
