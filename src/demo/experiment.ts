@@ -139,7 +139,7 @@ async function growAndCheck<T extends Handle>(be: Backend<T>, t: Trainer<T>, o: 
   await t.grow(grown.config, grown.weights);
   const valAfter = await t.evaluate();
   const last = t.state.history[t.state.history.length - 1];
-  if (last.valLoss === undefined) last.valLoss = valAfter; // the curve gets a point at the growth
+  if (last.valLoss === undefined) last.valLoss = valBefore; // the small curve ends at the growth
   const zeroGrown = o.growInit === 'zero' ? grown : growModel(c0, host, targets, 'zero', new Rng(o.seed + 1));
   const zero = await measureShift(be, c0, host, zeroGrown.config, zeroGrown.weights);
   const rnd = o.growInit === 'random' ? grown : growModel(c0, host, targets, 'random', new Rng(o.seed + 1));
@@ -161,6 +161,8 @@ export async function runDemo<T extends Handle>(be: Backend<T>, corpus: Corpus, 
   // 3. keep training the grown model, Adam moments carried over
   const tGrown = cont ? tSmall : tSmall.continueWith(stageArgs(o, o.stepsGrown));
   const grown = await trainStage(tGrown, 'grown', hooks);
+  // The grown curve starts after growth (with random init the loss jumped there).
+  grown.history[0] = { ...grown.history[0], valLoss: growth.valAfter };
   tGrown.dispose();
   // 4. the grown size from scratch: same recipe, seed and data order
   const tScratch = Trainer.fresh(be, cBig, null, stageArgs(o, o.stepsScratch), corpus);
