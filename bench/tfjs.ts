@@ -37,7 +37,7 @@ async function registerGradients(): Promise<void> {
   await import('@tensorflow/tfjs-core/dist/register_all_gradients.js' as string);
 }
 
-async function loadTfWebGPU(): Promise<Tf> {
+export async function loadTfWebGPU(): Promise<Tf> {
   const { getGPU } = await import('../backends/webgpu/open.ts');
   const gpu = await getGPU(); // also installs GPUBufferUsage & co. as globals
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
@@ -55,7 +55,7 @@ async function loadTfWebGPU(): Promise<Tf> {
 }
 
 /** gelu(x) = x·Φ(x) = 0.5·x·(1 + erf(x/√2)). */
-function gelu(tf: Tf, x: Tensor): Tensor {
+export function gelu(tf: Tf, x: Tensor): Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
