@@ -19,6 +19,7 @@ async function guarded(f: () => Promise<BenchRow[]>): Promise<BenchRow[] | strin
 }
 
 export const sections: Section[] = [
+  { name: 'tfjs-webgpu model (forward, train step)', run: () => guarded(async () => (await import('./tfjs_model.ts')).benchTfjsModel()) },
   { name: 'webgpu kernels (matmul, Pattention) vs cpu', run: () => guarded(async () => (await import('./webgpu.ts')).benchWebGPU()) },
   { name: 'tfjs-webgpu kernels', run: () => guarded(async () => (await import('./tfjs.ts')).benchTfjs()) },
   { name: 'gpujs kernels per mode vs cpu', run: () => guarded(async () => (await import('./gpujs.ts')).benchGpujs()) },
