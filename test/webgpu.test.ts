@@ -103,6 +103,11 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     ['TN, N % 4 = 0', [48, 37], [48, 32], true, false],
     ['batched A, shared B, N % 4 = 0', [3, 17, 24], [24, 44], false, false],
     ['TT, N % 4 = 0', [48, 37], [32, 48], true, true],
+    // N and K % 4 = 0: the subgroup kernel in the cpu style (8-wide subgroups), edges in M and N
+    ['NN, N and K % 4 = 0, wide', [21, 32], [32, 200], false, false],
+    ['NT, N and K % 4 = 0, M = 5', [5, 8], [12, 8], false, true],
+    ['batched TN, N and K % 4 = 0', [3, 44, 19], [3, 44, 36], true, false],
+    ['K % 4 ≠ 0, N % 4 = 0', [9, 7], [7, 12], false, false],
   ];
   for (const [name, as, bs, tA, tB] of mmCases) {
     it(`matmul ${name}`, async () => {

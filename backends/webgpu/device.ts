@@ -73,7 +73,10 @@ export class GpuContext {
   private destroyed = false;
   private profiler: Profiler | null = null;
 
-  constructor(readonly device: GPUDevice, readonly description: string) {
+  /**
+   * @param subgroup8 whether kernels may use `enable subgroups` with 8-wide subgroups
+   */
+  constructor(readonly device: GPUDevice, readonly description: string, readonly subgroup8 = false) {
     this.queue = device.queue;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.style = pickStyle(description);

@@ -58,8 +58,8 @@ function kernels(env: Env, rotary: ReturnType<typeof makeRotary>): Kernels<GHand
 
 /** Creates the backend; throws BackendUnavailable without Dawn or an adapter. */
 export async function createWebGPUBackend(): Promise<WebGPUBackend> {
-  const { device, description } = await openDevice();
-  const ctx = new GpuContext(device, description);
+  const { device, description, subgroup8 } = await openDevice();
+  const ctx = new GpuContext(device, description, subgroup8);
   const mem = new Mem(ctx);
   const env: Env = { ctx, mem };
   const rotary = makeRotary(env);

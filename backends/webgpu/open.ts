@@ -48,7 +48,14 @@ export function getGPU(): Promise<GPU> {
   return gpuPromise;
 }
 
-export async function openDevice(): Promise<{ device: GPUDevice; description: string }> {
+export interface OpenedDevice {
+  device: GPUDevice;
+  description: string;
+  /** 'subgroups' is enabled and every subgroup has 8 invocations (llvmpipe on AVX2). */
+  subgroup8: boolean;
+}
+
+export async function openDevice(): Promise<OpenedDevice> {
   const gpu = await getGPU();
   let adapter: GPUAdapter | null;
   try {
@@ -62,10 +69,15 @@ export async function openDevice(): Promise<{ device: GPUDevice; description: st
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
   try {
-    // timestamp-query only serves the optional profiler (profiler.ts).
-    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    // timestamp-query only serves the optional profiler (profiler.ts); subgroups the CPU-
+    // adapter matmul (kernels/matmul_subgroup.ts), which assumes 8-wide subgroups.
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+    const sg = info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const subgroup8 = adapter.features.has('subgroups' as GPUFeatureName) && sg.subgroupMinSize === 8 && sg.subgroupMaxSize === 8;
+    if (subgroup8) requiredFeatures.push('subgroups' as GPUFeatureName);
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'tokenformer' });
-    return { device, description };
+    return { device, description, subgroup8 };
   } catch (e) {
     throw new BackendUnavailable(`WebGPU requestDevice failed: ${(e as Error).message}`);
   }

@@ -11,6 +11,7 @@ import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_GELU, type Env } from './common.ts';
 import { TRANSPOSE_WGSL, rowcast4WGSL, rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
+import { sgApplies, sgGrid, sgShape, subgroupWGSL, type SgShape } from './matmul_subgroup.ts';
 
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
 export type AXform = 'none' | Variant;
@@ -154,6 +155,27 @@ function getRowcast(transA: boolean, transB: boolean, lanes: number, vec: boolea
 }
 const TRANSPOSE: KernelDef = { key: 'transpose', params: 'uuuu', wgsl: TRANSPOSE_WGSL };
 
+const sgDefs = new Map<string, KernelDef>();
+function getSubgroup(transA: boolean, transB: boolean, s: SgShape): KernelDef {
+  const key = `matmul_sg_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${s.RS}x${s.G}x${s.lanes}u${s.U}`;
+  let d = sgDefs.get(key);
+  if (!d) sgDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: subgroupWGSL(transA, transB, s) }));
+  return d;
+}
+
+/** CPU style with 8-wide subgroups, N and K multiples of 4 (matmul_subgroup.ts). */
+function subgroupInto(env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims): void {
+  const { ctx, mem } = env;
+  const s = sgShape(d);
+  const [gx, gy] = sgGrid(d, s);
+  const k = getSubgroup(d.transA, d.transB, s);
+  const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
+  const sA = d.M * d.K, sB = d.bBatched ? d.K * d.N : 0, sC = d.M * d.N;
+  for (let z0 = 0; z0 < d.batch; z0 += ctx.maxGroups) {
+    ctx.run(k, binds, [d.M, d.N, d.K, sA, sB, sC, z0, 0], [gx, gy, Math.min(ctx.maxGroups, d.batch - z0)]);
+  }
+}
+
 /** CPU style: the vec4 rowcast kernel when N % 4 = 0 (a transposed B is transposed first). */
 function rowcastInto(env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims): void {
   const { ctx, mem } = env;
@@ -187,7 +209,9 @@ export function matmulInto(
   env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, xf: AXform = 'none', stats?: GHandle,
 ): void {
   const { ctx, mem } = env;
-  if (ctx.style === 'cpu' && xf === 'none') return rowcastInto(env, c, a, b, d);
+  if (ctx.style === 'cpu' && xf === 'none') {
+    return ctx.subgroup8 && sgApplies(d) ? subgroupInto(env, c, a, b, d) : rowcastInto(env, c, a, b, d);
+  }
   const k = getDef(d.transA, d.transB, xf);
   const [gx, gy] = [Math.ceil(d.N / TILE), Math.ceil(d.M / TILE)];
   check(gx <= ctx.maxGroups && gy <= ctx.maxGroups, () => `matmul: [${d.M}, ${d.N}] output needs a ${gx}×${gy} grid, over ${ctx.maxGroups}`);

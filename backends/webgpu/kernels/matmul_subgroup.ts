@@ -1,0 +1,115 @@
+// The matmul for CPU-emulated adapters with 8-wide subgroups (lavapipe/llvmpipe on AVX2):
+// no workgroup memory, no barriers, and each operand element loaded once per subgroup.
+// NOTE: why: llvmpipe runs a subgroup's 8 invocations as the lanes of one SIMD register and
+// loads every storage-buffer element lane by lane (a bounds check and a branch per lane and
+// component; even a uniform address is loaded 8 times). Loads, not FMAs, bound the rowcast
+// kernel. Here the 8 lanes of a subgroup load 8 different rows of op(A) and hand them to
+// each other with subgroupBroadcast (an extract and a splat in llvmpipe), so each A element
+// costs one lane-load instead of eight; B is loaded as vec4 over 4 columns (row-major B) or
+// over 4 k (transposed B, no transpose pass). Measured 2.5× the rowcast kernel on lavapipe.
+// Omits: the Θ prologue, N or K not multiples of 4 (rowcast handles those).
+
+import type { MatmulDims } from './matmul.ts';
+
+/** Rows per workgroup: RS groups of 8 (one per subgroup lane). */
+export interface SgShape {
+  RS: number;
+  /** vec4 column groups per invocation. */
+  G: number;
+  /** Invocations per workgroup (a multiple of 8). */
+  lanes: number;
+  /** k steps per loop iteration: 4 (vec4 over k) or 1 (row-major B only). */
+  U: number;
+}
+
+/** Picks the block shape for the product: a workgroup covers 8·RS rows × 4·G·lanes columns. */
+export function sgShape(d: MatmulDims): SgShape {
+  // Measured on lavapipe (2 threads): 16 rows × 64 columns per workgroup was at or near
+  // the best of 8–32 rows × 32–128 columns on every bench-model shape; U = 1 (a scalar
+  // A load per k) beat vec4-over-k A loads for a transposed A.
+  const lanes = d.N / 4 >= 16 ? 16 : 8;
+  return { RS: d.M >= 16 ? 2 : 1, G: 1, lanes, U: d.transB ? 4 : 1 };
+}
+
+export function sgGrid(d: MatmulDims, s: SgShape): [number, number] {
+  return [Math.ceil(d.N / 4 / (s.lanes * s.G)), Math.ceil(d.M / (8 * s.RS))];
+}
+
+/** True when the subgroup kernel applies (vec4 columns and vec4 k steps). */
+export function sgApplies(d: MatmulDims): boolean {
+  return d.N % 4 === 0 && d.K % 4 === 0;
+}
+
+/** WGSL for op(A)·op(B) with A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB. */
+export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): string {
+  const { RS, G, lanes, U } = s;
+  if (U === 1 && transB) throw new Error('subgroupWGSL: a transposed B needs U = 4');
+  const R = 8 * RS;
+  const pre: string[] = [];
+  for (let q = 0; q < RS; q++) pre.push(`let mr${q} = min(m0 + ${8 * q}u + sl, p.M - 1u);`);
+  for (let g = 0; g < G; g++) pre.push(`let nc${g} = min(nb + ${g * lanes}u, N4 - 1u);`);
+  for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) pre.push(`var c${r}_${g} = vec4<f32>(0.0);`);
+  const body: string[] = [];
+  // A: lane sl holds row m0 + 8q + sl at k .. k+3 (a vec4 over k).
+  for (let q = 0; q < RS; q++) {
+    if (U === 1) {
+      body.push(`let av${q} = a[aBase + ${transA ? `k * p.M + mr${q}` : `mr${q} * p.K + k`}];`);
+    } else if (transA) {
+      const e = [0, 1, 2, 3].map((u) => `a[aBase + (k + ${u}u) * p.M + mr${q}]`).join(', ');
+      body.push(`let av${q} = vec4<f32>(${e});`);
+    } else {
+      body.push(`let av${q} = a4[aBase4 + mr${q} * K4 + kq];`);
+    }
+  }
+  if (transB) {
+    // Column n = 4·nc + j of op(B) is row n of the stored B: a vec4 over k per column.
+    for (let g = 0; g < G; g++) {
+      for (let j = 0; j < 4; j++) body.push(`let bt${g}_${j} = b4[bBase4 + min(4u * nc${g} + ${j}u, p.N - 1u) * K4 + kq];`);
+    }
+  }
+  for (let u = 0; u < U; u++) {
+    for (let g = 0; g < G; g++) {
+      if (transB) body.push(`let b${u}_${g} = vec4<f32>(bt${g}_0[${u}], bt${g}_1[${u}], bt${g}_2[${u}], bt${g}_3[${u}]);`);
+      else body.push(`let b${u}_${g} = b4[bBase4 + (k + ${u}u) * N4 + nc${g}];`);
+    }
+    for (let r = 0; r < R; r++) {
+      const av = U === 1 ? `av${r >> 3}` : `av${r >> 3}[${u}]`;
+      body.push(`{ let x = vec4<f32>(subgroupBroadcast(${av}, ${r & 7}u));`);
+      for (let g = 0; g < G; g++) body.push(`  c${r}_${g} = fma(x, b${u}_${g}, c${r}_${g});`);
+      body.push('}');
+    }
+  }
+  const store: string[] = [];
+  for (let r = 0; r < R; r++) {
+    store.push(`if (m0 + ${r}u < p.M) {`);
+    for (let g = 0; g < G; g++) {
+      store.push(`  if (nb + ${g * lanes}u < N4) { c[cBase4 + (m0 + ${r}u) * N4 + nb + ${g * lanes}u] = c${r}_${g}; }`);
+    }
+    store.push('}');
+  }
+  return /* wgsl */ `enable subgroups;
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ${transA || U === 1 ? 'a: array<f32>' : 'a4: array<vec4<f32>>'};
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@compute @workgroup_size(${lanes})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_invocation_id) sl: u32) {
+  let z = wid.z + p.z0;
+  let N4 = p.N / 4u;
+  let K4 = p.K / 4u;
+  let aBase = z * p.sA;
+  let aBase4 = aBase / 4u;
+  let bBase4 = z * p.sB / 4u;
+  let cBase4 = z * p.sC / 4u;
+  let m0 = wid.y * ${R}u;
+  let nb = wid.x * ${lanes * G}u + li;
+  ${pre.join('\n  ')}
+  for (var k = 0u; k < p.K; k = k + ${U}u) {
+    let kq = k / 4u;
+    ${body.join('\n    ')}
+  }
+  ${store.join('\n  ')}
+}`;
+}
