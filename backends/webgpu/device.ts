@@ -33,8 +33,12 @@ export interface Binding {
 
 /** Uniform arena size; a batch is flushed when it is full. */
 const ARENA_BYTES = 1 << 20;
-/** Dispatches per submit before a flush (keeps the GPU fed while the host encodes). */
-const MAX_PENDING = 512;
+/**
+ * Dispatches per submit. Small batches let the adapter start on the first dispatches while
+ * the host is still encoding the rest: on lavapipe, where both share the same CPU cores, a
+ * training step encoded as one batch left the device idle for the whole encode.
+ */
+const MAX_PENDING = 16;
 /** Filters of the error scopes kept open around each batch (popped in reverse). */
 const SCOPES: GPUErrorFilter[] = ['out-of-memory', 'validation', 'internal'];
 
@@ -55,6 +59,36 @@ export function pickStyle(description: string): KernelStyle {
   return /llvmpipe|lavapipe|swiftshader|\bcpu\b/i.test(description) ? 'cpu' : 'gpu';
 }
 
+/**
+ * Awaits p with Dawn's event polling throttled to 1 ms.
+ * NOTE: dawn.node drives its promises by calling the global `setImmediate` in a loop (a
+ * ProcessEvents per turn) for as long as any is pending: a core kept busy for the whole
+ * wait. On lavapipe that core is one the device's own threads run on (measured: about a
+ * third of the CPU time of a training step). While a `quiet` wait is in progress the global
+ * is swapped for a 1 ms timer, so the wait costs ≤ 1 ms of latency instead.
+ */
+let quietDepth = 0;
+let savedImmediate: typeof setImmediate | null = null;
+const timeout = globalThis.setTimeout;
+const slow = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => timeout(fn, 1, ...args)) as unknown as typeof setImmediate;
+/** Whether `quiet` throttles (a switch for measuring it). */
+export const quietWaits = { enabled: true };
+export async function quiet<T>(p: Promise<T>): Promise<T> {
+  if (!quietWaits.enabled) return p;
+  if (quietDepth++ === 0) {
+    savedImmediate = globalThis.setImmediate;
+    globalThis.setImmediate = slow;
+  }
+  try {
+    return await p;
+  } finally {
+    if (--quietDepth === 0 && savedImmediate) {
+      globalThis.setImmediate = savedImmediate;
+      savedImmediate = null;
+    }
+  }
+}
+
 export class GpuContext {
   readonly queue: GPUQueue;
   readonly maxGroups: number;
@@ -67,6 +101,8 @@ export class GpuContext {
   private enc: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private pending = 0;
+  /** Dispatches per submit (MAX_PENDING); settable for tuning. */
+  maxPending = MAX_PENDING;
   private readonly pipelines = new Map<string, { pipe: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private checks: Promise<void>[] = [];
   private fatal: string | null = null;
@@ -195,7 +231,7 @@ export class GpuContext {
     this.pass.setPipeline(pipe);
     this.pass.setBindGroup(0, group);
     this.pass.dispatchWorkgroups(x, y, z);
-    if (++this.pending >= MAX_PENDING || this.profiler?.full) this.flush();
+    if (++this.pending >= this.maxPending || this.profiler?.full) this.flush();
   }
 
   /** Workgroup grid [x, y] for `groups` workgroups in a 1-D launch; shaders use num_workgroups. */
@@ -229,7 +265,7 @@ export class GpuContext {
     this.openScopes();
     const checks = this.checks;
     this.checks = [];
-    await Promise.all([...checks, this.queue.onSubmittedWorkDone()]);
+    await quiet(Promise.all([...checks, this.queue.onSubmittedWorkDone()]));
     this.assertOk();
   }
 
