@@ -4,6 +4,7 @@
 // Omits: multiple queues, async pipeline compilation, timestamp queries.
 
 import type {} from 'webgpu'; // the global GPU* types (@webgpu/types)
+import { BindGroupCache, layoutFor, type Binding } from './groups.ts';
 import { Profiler, type KernelTime } from './profiler.ts';
 
 /** GPUBufferUsage / GPUMapMode bits (fixed by the WebGPU spec). */
@@ -24,12 +25,7 @@ export interface KernelDef {
   params: string;
 }
 
-/** A storage binding: bytes of `buffer` from `offset`. */
-export interface Binding {
-  buffer: GPUBuffer;
-  size: number;
-  offset?: number;
-}
+export type { Binding } from './groups.ts';
 
 /** Uniform arena size; a batch is flushed when it is full. */
 const ARENA_BYTES = 1 << 20;
@@ -95,6 +91,7 @@ export class GpuContext {
   style: KernelStyle;
   private readonly uniformAlign: number;
   private readonly arena: GPUBuffer;
+  private readonly groups: BindGroupCache;
   private readonly arenaHost = new ArrayBuffer(ARENA_BYTES);
   private readonly arenaView = new DataView(this.arenaHost);
   private arenaUsed = 0;
@@ -125,6 +122,7 @@ export class GpuContext {
     });
     this.openScopes();
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.groups = new BindGroupCache(device, this.arena);
   }
 
   /** Records the first failure; every later call throws it. */
@@ -178,10 +176,13 @@ export class GpuContext {
     let p = this.pipelines.get(def.key);
     if (!p) {
       const module = this.device.createShaderModule({ code: def.wgsl, label: def.key });
+      const layout = layoutFor(this.device, def.wgsl, def.key);
       const pipe = this.device.createComputePipeline({
-        layout: 'auto', compute: { module, entryPoint: 'main' }, label: def.key,
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+        label: def.key,
       });
-      p = { pipe, layout: pipe.getBindGroupLayout(0) };
+      p = { pipe, layout };
       this.pipelines.set(def.key, p);
     }
     return p;
@@ -218,18 +219,14 @@ export class GpuContext {
       else this.arenaView.setUint32(at + 4 * i, v, true);
     }
     this.arenaUsed = at + Math.ceil(size / this.uniformAlign) * this.uniformAlign;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset: at, size } }];
-    bindings.forEach((b, i) => {
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
-    });
-    const group = this.device.createBindGroup({ layout, entries, label: def.key });
+    const group = this.groups.get(def.key, layout, size, bindings);
     if (this.profiler) {
       this.endPass(); // one pass per dispatch, bracketed by timestamps
       this.pass = this.encoder().beginComputePass({ timestampWrites: this.profiler.next(def.key) });
     }
     this.pass ??= this.encoder().beginComputePass();
     this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group);
+    this.pass.setBindGroup(0, group, [at]);
     this.pass.dispatchWorkgroups(x, y, z);
     if (++this.pending >= this.maxPending || this.profiler?.full) this.flush();
   }
@@ -293,6 +290,7 @@ export class GpuContext {
     this.destroyed = true;
     this.enc = null;
     this.pass = null;
+    this.groups.clear();
     this.arena.destroy();
     this.device.destroy();
   }
