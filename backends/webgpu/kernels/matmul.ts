@@ -157,7 +157,7 @@ const TRANSPOSE: KernelDef = { key: 'transpose', params: 'uuuu', wgsl: TRANSPOSE
 
 const sgDefs = new Map<string, KernelDef>();
 function getSubgroup(transA: boolean, transB: boolean, s: SgShape): KernelDef {
-  const key = `matmul_sg_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${s.RS}x${s.G}x${s.lanes}u${s.U}`;
+  const key = `matmul_sg_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${s.RS}x${s.G}x${s.lanes}`;
   let d = sgDefs.get(key);
   if (!d) sgDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: subgroupWGSL(transA, transB, s) }));
   return d;

@@ -6,7 +6,8 @@
 // kernel. Here the 8 lanes of a subgroup load 8 different rows of op(A) and hand them to
 // each other with subgroupBroadcast (an extract and a splat in llvmpipe), so each A element
 // costs one lane-load instead of eight; B is loaded as vec4 over 4 columns (row-major B) or
-// over 4 k (transposed B, no transpose pass). Measured 2.5× the rowcast kernel on lavapipe.
+// over 4 k (transposed B, no transpose pass). Measured 2–3× the rowcast kernel on lavapipe
+// (256×128×128: 29–31 GFLOP/s against 10–17 on 2 threads; 256×512×128: 43–46).
 // Omits: the Θ prologue, N or K not multiples of 4 (rowcast handles those).
 
 import type { MatmulDims } from './matmul.ts';
@@ -18,17 +19,13 @@ export interface SgShape {
   G: number;
   /** Invocations per workgroup (a multiple of 8). */
   lanes: number;
-  /** k steps per loop iteration: 4 (vec4 over k) or 1 (row-major B only). */
-  U: number;
 }
 
 /** Picks the block shape for the product: a workgroup covers 8·RS rows × 4·G·lanes columns. */
 export function sgShape(d: MatmulDims): SgShape {
-  // Measured on lavapipe (2 threads): 16 rows × 64 columns per workgroup was at or near
-  // the best of 8–32 rows × 32–128 columns on every bench-model shape; U = 1 (a scalar
-  // A load per k) beat vec4-over-k A loads for a transposed A.
-  const lanes = d.N / 4 >= 16 ? 16 : 8;
-  return { RS: d.M >= 16 ? 2 : 1, G: 1, lanes, U: d.transB ? 4 : 1 };
+  // Measured on lavapipe: 16 rows × 64 columns per workgroup was at or near the best of
+  // 8–32 rows × 32–128 columns on every bench-model shape.
+  return { RS: d.M >= 16 ? 2 : 1, G: 1, lanes: d.N / 4 >= 16 ? 16 : 8 };
 }
 
 export function sgGrid(d: MatmulDims, s: SgShape): [number, number] {
@@ -40,10 +37,14 @@ export function sgApplies(d: MatmulDims): boolean {
   return d.N % 4 === 0 && d.K % 4 === 0;
 }
 
-/** WGSL for op(A)·op(B) with A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB. */
+/**
+ * WGSL for op(A)·op(B), A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB.
+ * Each loop iteration takes 4 k steps: the 4 products of an accumulator are summed first and
+ * added once (llvmpipe masks every write to a loop-carried variable with a blend, and the
+ * accumulators spill: one write per 4 products measured 1.1–1.4× faster).
+ */
 export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): string {
-  const { RS, G, lanes, U } = s;
-  if (U === 1 && transB) throw new Error('subgroupWGSL: a transposed B needs U = 4');
+  const { RS, G, lanes } = s;
   const R = 8 * RS;
   const pre: string[] = [];
   for (let q = 0; q < RS; q++) pre.push(`let mr${q} = min(m0 + ${8 * q}u + sl, p.M - 1u);`);
@@ -52,31 +53,26 @@ export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): stri
   const body: string[] = [];
   // A: lane sl holds row m0 + 8q + sl at k .. k+3 (a vec4 over k).
   for (let q = 0; q < RS; q++) {
-    if (U === 1) {
-      body.push(`let av${q} = a[aBase + ${transA ? `k * p.M + mr${q}` : `mr${q} * p.K + k`}];`);
-    } else if (transA) {
+    if (transA) {
       const e = [0, 1, 2, 3].map((u) => `a[aBase + (k + ${u}u) * p.M + mr${q}]`).join(', ');
       body.push(`let av${q} = vec4<f32>(${e});`);
     } else {
       body.push(`let av${q} = a4[aBase4 + mr${q} * K4 + kq];`);
     }
   }
-  if (transB) {
-    // Column n = 4·nc + j of op(B) is row n of the stored B: a vec4 over k per column.
-    for (let g = 0; g < G; g++) {
+  for (let g = 0; g < G; g++) {
+    if (transB) {
+      // Column n = 4·nc + j of op(B) is row n of the stored B: a vec4 over k per column.
       for (let j = 0; j < 4; j++) body.push(`let bt${g}_${j} = b4[bBase4 + min(4u * nc${g} + ${j}u, p.N - 1u) * K4 + kq];`);
+      for (let u = 0; u < 4; u++) body.push(`let b${u}_${g} = vec4<f32>(bt${g}_0[${u}], bt${g}_1[${u}], bt${g}_2[${u}], bt${g}_3[${u}]);`);
+    } else {
+      for (let u = 0; u < 4; u++) body.push(`let b${u}_${g} = b4[bBase4 + (k + ${u}u) * N4 + nc${g}];`);
     }
   }
-  for (let u = 0; u < U; u++) {
+  for (let r = 0; r < R; r++) {
+    const x = (u: number) => `vec4<f32>(subgroupBroadcast(av${r >> 3}[${u}], ${r & 7}u))`;
     for (let g = 0; g < G; g++) {
-      if (transB) body.push(`let b${u}_${g} = vec4<f32>(bt${g}_0[${u}], bt${g}_1[${u}], bt${g}_2[${u}], bt${g}_3[${u}]);`);
-      else body.push(`let b${u}_${g} = b4[bBase4 + (k + ${u}u) * N4 + nc${g}];`);
-    }
-    for (let r = 0; r < R; r++) {
-      const av = U === 1 ? `av${r >> 3}` : `av${r >> 3}[${u}]`;
-      body.push(`{ let x = vec4<f32>(subgroupBroadcast(${av}, ${r & 7}u));`);
-      for (let g = 0; g < G; g++) body.push(`  c${r}_${g} = fma(x, b${u}_${g}, c${r}_${g});`);
-      body.push('}');
+      body.push(`c${r}_${g} = c${r}_${g} + fma(${x(3)}, b3_${g}, fma(${x(2)}, b2_${g}, fma(${x(1)}, b1_${g}, ${x(0)} * b0_${g})));`);
     }
   }
   const store: string[] = [];
@@ -90,7 +86,7 @@ export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): stri
   return /* wgsl */ `enable subgroups;
 struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> ${transA || U === 1 ? 'a: array<f32>' : 'a4: array<vec4<f32>>'};
+@group(0) @binding(1) var<storage, read> ${transA ? 'a: array<f32>' : 'a4: array<vec4<f32>>'};
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @compute @workgroup_size(${lanes})
@@ -106,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let m0 = wid.y * ${R}u;
   let nb = wid.x * ${lanes * G}u + li;
   ${pre.join('\n  ')}
-  for (var k = 0u; k < p.K; k = k + ${U}u) {
+  for (var k = 0u; k < p.K; k = k + 4u) {
     let kq = k / 4u;
     ${body.join('\n    ')}
   }
