@@ -34,8 +34,11 @@ const cpu = createCpuBackend();
 const rng = new Rng(20240611);
 
 describe('webgpu availability', () => {
-  it.runIf(required('webgpu'))('is available (TOKENFORMER_REQUIRE=webgpu)', () => {
-    expect(gpu, `webgpu is required but unavailable: ${reason}`).not.toBeNull();
+  // Runs everywhere (a skip here would be the one skipped test of a CI run): it fails only
+  // when TOKENFORMER_REQUIRE names webgpu and no adapter could be opened.
+  it('is available, or not required (TOKENFORMER_REQUIRE)', () => {
+    if (required('webgpu')) expect(gpu, `webgpu is required but unavailable: ${reason}`).not.toBeNull();
+    else if (!gpu) console.warn(`[note] webgpu unavailable and not required: ${reason}`);
   });
 });
 
