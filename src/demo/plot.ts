@@ -20,7 +20,8 @@ export interface PlotMarks {
   /** Horizontal rule: the target loss (the from-scratch final validation loss). */
   targetLoss?: number;
   title: string;
-  subtitle?: string;
+  /** One line or several (vega estimates text width without a canvas; keep lines short). */
+  subtitle?: string | string[];
 }
 
 // NOTE: resvg draws text only with fonts it can find; DejaVu Sans ships with most Linux
@@ -57,7 +58,8 @@ export function curvesSpec(points: CurvePoint[], marks: PlotMarks): TopLevelSpec
     layers.push({ data: { values: [{ flops: marks.growthFlops, label: ' growth' }] }, mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 3, y: 0, color: '#555' }, encoding: { x: { field: 'flops', type: 'quantitative' }, text: { field: 'label' } } });
   }
   if (marks.targetLoss !== undefined) {
-    layers.push({ data: { values: [{ loss: marks.targetLoss }] }, mark: { type: 'rule', strokeDash: [2, 3], color: '#1f77b4', opacity: 0.7 }, encoding: { y: { field: 'loss', type: 'quantitative' } } });
+    layers.push({ data: { values: [{ loss: marks.targetLoss }] }, mark: { type: 'rule', strokeDash: [2, 3], color: '#1f77b4', strokeOpacity: 0.7 }, encoding: { y: { field: 'loss', type: 'quantitative' } } });
+    layers.push({ data: { values: [{ loss: marks.targetLoss, label: 'target: from-scratch final validation loss' }] }, mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -2, x: 0, color: '#1f77b4' }, encoding: { y: { field: 'loss', type: 'quantitative' }, text: { field: 'label' } } });
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',

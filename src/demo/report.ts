@@ -164,7 +164,7 @@ export async function writeReport(outDir: string, run: DemoRun, o: DemoOptions, 
   const { svg, png } = await renderCurves(curvePoints(run, growLabel, scratchLabel), {
     growthFlops: last(run.small.history).flops, targetLoss: s.target.valLoss,
     title: 'TokenFormer incremental scaling: validation loss vs training FLOPs',
-    subtitle: `Brown corpus bytes · ${run.backend} backend · ${ratio} · faint: training loss (mean of 10 updates)`,
+    subtitle: [`Brown corpus bytes · ${run.backend} backend · ${ratio}`, 'dots: validation loss · faint: training loss (mean of 10 updates)'],
   });
   writeFileSync(join(outDir, 'curves.svg'), svg);
   writeFileSync(join(outDir, 'curves.png'), png);
