@@ -3,11 +3,14 @@
 // Shapes are validated here once (UserError); the ops in src/ops trust their sizes.
 
 import {
-  Handle, Store, numel, releaseHandle, reshapeHandle, VARIANTS,
+  Handle, Store, numel, releaseHandle, reshapeHandle,
   type AdamWParams, type Backend, type FusedKernels, type Kernels, type NormActParams,
   type RotaryParams, type Saved, type Shape,
 } from '../src/backend.ts';
 import { check } from '../src/errors.ts';
+import {
+  causalDims, checkNormAct, checkRotary, expectRank, expectShape, last, live, matmulShape, ofType, sameShape,
+} from '../src/shapes.ts';
 import { adamwStep, sumSquares } from '../src/ops/adamw.ts';
 import { addForward } from '../src/ops/add.ts';
 import { attentionBackward, attentionForward, type AttentionSizes } from '../src/ops/attention.ts';
@@ -24,47 +27,21 @@ import { rotaryForward } from '../src/ops/rotary.ts';
 export type CpuData = Float32Array | Int32Array;
 export type CpuHandle = Handle<CpuData>;
 
-// ---- handle helpers ----
-
-function live(t: CpuHandle, what: string): void {
-  check(t instanceof Handle, `${what}: not a tensor handle`);
-  check(!t.disposed, `${what}: tensor [${t.shape}] was already disposed`);
-}
+// ---- handle helpers (the checks themselves are shared: src/shapes.ts) ----
 
 /** The f32 data of t (throws on an i32 or disposed tensor). */
 function f32(t: CpuHandle, what: string): Float32Array {
-  live(t, what);
-  check(t.dtype === 'f32' && t.store.data instanceof Float32Array, `${what}: expected an f32 tensor, got ${t.dtype}`);
-  return t.store.data;
+  return ofType(t, 'f32', what).store.data as Float32Array;
 }
 
 /** The i32 data of t (throws on an f32 or disposed tensor). */
 function i32(t: CpuHandle, what: string): Int32Array {
-  live(t, what);
-  check(t.dtype === 'i32' && t.store.data instanceof Int32Array, `${what}: expected an i32 tensor, got ${t.dtype}`);
-  return t.store.data;
+  return ofType(t, 'i32', what).store.data as Int32Array;
 }
 
 function wrap(data: CpuData, shape: Shape): CpuHandle {
   check(data.length === numel(shape), `tensor data has ${data.length} elements, shape [${shape}] needs ${numel(shape)}`);
   return new Handle([...shape], data instanceof Int32Array ? 'i32' : 'f32', new Store<CpuData>(data, data.length));
-}
-
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function expectShape(t: CpuHandle, shape: Shape, what: string): void {
-  check(sameShape(t.shape, shape), `${what}: expected shape [${shape}], got [${t.shape}]`);
-}
-
-function expectRank(t: CpuHandle, rank: number, what: string): void {
-  check(t.shape.length === rank, `${what}: expected a ${rank}-D tensor, got [${t.shape}]`);
-}
-
-function last(t: CpuHandle, what: string): number {
-  check(t.shape.length >= 1, `${what}: expected at least 1 dim, got a scalar`);
-  return t.shape[t.shape.length - 1];
 }
 
 function scalarValue(t: CpuHandle, what: string): number {
@@ -73,34 +50,12 @@ function scalarValue(t: CpuHandle, what: string): number {
   return d[0];
 }
 
-function checkNormAct(p: NormActParams, what: string): void {
-  check(VARIANTS.includes(p.variant), `${what}: unknown norm activation '${p.variant}'`);
-  check(Number.isFinite(p.normN) && p.normN > 0, `${what}: normN must be > 0, got ${p.normN}`);
-}
-
-function checkRotary(p: RotaryParams, D: number): void {
-  const rd = p.rotaryDim;
-  check(Number.isInteger(rd) && rd >= 0 && rd % 2 === 0 && rd <= D,
-    `rotary: rotaryDim must be even and in [0, ${D}], got ${rd}`);
-  check(p.base > 0, `rotary: base must be > 0, got ${p.base}`);
-}
-
 // ---- kernels ----
 
 function matmul(a: CpuHandle, b: CpuHandle, transA: boolean, transB: boolean): CpuHandle {
-  const ad = f32(a, 'matmul a'), bd = f32(b, 'matmul b');
-  check(a.shape.length >= 2, `matmul: a must be at least 2-D, got [${a.shape}]`);
-  const lead = a.shape.slice(0, -2);
-  const [a0, a1] = a.shape.slice(-2);
-  const [M, K] = transA ? [a1, a0] : [a0, a1];
-  const bBatched = b.shape.length > 2;
-  check(b.shape.length === 2 || sameShape(b.shape.slice(0, -2), lead),
-    `matmul: b [${b.shape}] must be 2-D or share a's leading dims [${lead}]`);
-  const [b0, b1] = b.shape.slice(-2);
-  const [Kb, N] = transB ? [b1, b0] : [b0, b1];
-  check(K === Kb, `matmul: inner dims differ: a [${a.shape}]${transA ? 'ᵀ' : ''} · b [${b.shape}]${transB ? 'ᵀ' : ''}`);
-  const c = new Float32Array(numel(lead) * M * N);
-  matmulForward(c, ad, bd, { batch: numel(lead), M, K, N, transA, transB, bBatched });
+  const { lead, batch, M, K, N, bBatched } = matmulShape(a, b, transA, transB);
+  const c = new Float32Array(batch * M * N);
+  matmulForward(c, f32(a, 'matmul a'), f32(b, 'matmul b'), { batch, M, K, N, transA, transB, bBatched });
   return wrap(c, [...lead, M, N]);
 }
 
@@ -172,13 +127,6 @@ function permute0213(x: CpuHandle): CpuHandle {
   const out = new Float32Array(xd.length);
   permute0213Forward(out, xd, a, b, c, d);
   return wrap(out, [a, c, b, d]);
-}
-
-function causalDims(s: CpuHandle, what: string): { G: number; T: number } {
-  check(s.shape.length >= 2, `${what}: expected [..., T, T], got [${s.shape}]`);
-  const [r, c] = s.shape.slice(-2);
-  check(r === c, `${what}: expected square [..., T, T], got [${s.shape}]`);
-  return { G: numel(s.shape.slice(0, -2)), T: r };
 }
 
 function causalSoftmax(s: CpuHandle, scale: number): CpuHandle {

@@ -1,106 +1,19 @@
-// Shape bookkeeping for the GPU.js kernels: sizes from handles, with the same UserError
-// checks (and messages) as the CPU reference backend, which keeps its own helpers private.
+// Shape bookkeeping for the GPU.js kernels: the shared checks of src/shapes.ts, plus the
+// host ids of an i32 tensor (GPU.js keeps a host copy of every id tensor).
 // Omits: value checks (those happen on the device, or on host ids where they are known).
 
-import { Handle, VARIANTS, numel, type NormActParams, type RotaryParams, type Shape } from '../../src/backend.ts';
 import { check } from '../../src/errors.ts';
+import { ofType } from '../../src/shapes.ts';
 import type { GHandle } from './runtime.ts';
 
-export function live(t: GHandle, what: string): void {
-  check(t instanceof Handle, `${what}: not a tensor handle`);
-  check(!t.disposed, `${what}: tensor [${t.shape}] was already disposed`);
-}
-
-export function f32(t: GHandle, what: string): GHandle {
-  live(t, what);
-  check(t.dtype === 'f32', `${what}: expected an f32 tensor, got ${t.dtype}`);
-  return t;
-}
+export {
+  causalDims, checkNormAct, checkRotary, expectRank, expectShape, f32, last, live, matmulShape,
+  pattentionSizes, rowsOf, sameShape, type MatmulShape,
+} from '../../src/shapes.ts';
 
 /** The host ids of an i32 tensor. */
 export function i32(t: GHandle, what: string): Int32Array {
-  live(t, what);
-  check(t.dtype === 'i32' && t.store.data.ints !== undefined, `${what}: expected an i32 tensor, got ${t.dtype}`);
+  ofType(t, 'i32', what);
+  check(t.store.data.ints !== undefined, `${what}: expected an i32 tensor with host ids`);
   return t.store.data.ints;
-}
-
-export function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-export function expectShape(t: GHandle, shape: Shape, what: string): void {
-  check(sameShape(t.shape, shape), `${what}: expected shape [${shape}], got [${t.shape}]`);
-}
-
-export function expectRank(t: GHandle, rank: number, what: string): void {
-  check(t.shape.length === rank, `${what}: expected a ${rank}-D tensor, got [${t.shape}]`);
-}
-
-export function last(t: GHandle, what: string): number {
-  check(t.shape.length >= 1, `${what}: expected at least 1 dim, got a scalar`);
-  return t.shape[t.shape.length - 1];
-}
-
-/** rows × n for a row-wise op over the last dim. */
-export function rowsOf(t: GHandle, what: string): { rows: number; n: number } {
-  const n = last(t, what);
-  return { rows: n === 0 ? 0 : t.size / n, n };
-}
-
-export function checkNormAct(p: NormActParams, what: string): void {
-  check(VARIANTS.includes(p.variant), `${what}: unknown norm activation '${p.variant}'`);
-  check(Number.isFinite(p.normN) && p.normN > 0, `${what}: normN must be > 0, got ${p.normN}`);
-}
-
-export function checkRotary(p: RotaryParams, D: number): void {
-  const rd = p.rotaryDim;
-  check(Number.isInteger(rd) && rd >= 0 && rd % 2 === 0 && rd <= D,
-    `rotary: rotaryDim must be even and in [0, ${D}], got ${rd}`);
-  check(p.base > 0, `rotary: base must be > 0, got ${p.base}`);
-}
-
-export interface MatmulShape {
-  lead: number[];
-  batch: number;
-  M: number;
-  K: number;
-  N: number;
-  bBatched: boolean;
-}
-
-/** Sizes of op(A)·op(B) per the contract: A [..., M, K], B 2-D or with A's leading dims. */
-export function matmulShape(a: GHandle, b: GHandle, transA: boolean, transB: boolean): MatmulShape {
-  f32(a, 'matmul a');
-  f32(b, 'matmul b');
-  check(a.shape.length >= 2, `matmul: a must be at least 2-D, got [${a.shape}]`);
-  const lead = a.shape.slice(0, -2);
-  const [a0, a1] = a.shape.slice(-2);
-  const [M, K] = transA ? [a1, a0] : [a0, a1];
-  const bBatched = b.shape.length > 2;
-  check(b.shape.length === 2 || sameShape(b.shape.slice(0, -2), lead),
-    `matmul: b [${b.shape}] must be 2-D or share a's leading dims [${lead}]`);
-  const [b0, b1] = b.shape.slice(-2);
-  const [Kb, N] = transB ? [b1, b0] : [b0, b1];
-  check(K === Kb, `matmul: inner dims differ: a [${a.shape}]${transA ? 'ᵀ' : ''} · b [${b.shape}]${transB ? 'ᵀ' : ''}`);
-  return { lead, batch: numel(lead), M, K, N, bBatched };
-}
-
-/** G groups of T×T for the causal softmax. */
-export function causalDims(s: GHandle, what: string): { G: number; T: number } {
-  f32(s, what);
-  check(s.shape.length >= 2, `${what}: expected [..., T, T], got [${s.shape}]`);
-  const [r, c] = s.shape.slice(-2);
-  check(r === c, `${what}: expected square [..., T, T], got [${s.shape}]`);
-  return { G: numel(s.shape.slice(0, -2)), T: r };
-}
-
-/** Pattention sizes: x [..., d_in], k [n, d_in], v [n, d_out]. */
-export function pattentionSizes(x: GHandle, k: GHandle, v: GHandle) {
-  const dIn = last(f32(x, 'pattention x'), 'pattention x');
-  expectRank(f32(k, 'pattention k'), 2, 'pattention key tokens [n, d_in]');
-  expectRank(f32(v, 'pattention v'), 2, 'pattention value tokens [n, d_out]');
-  const [n, kIn] = k.shape;
-  check(kIn === dIn, `pattention: x [${x.shape}] has d_in ${dIn}, key tokens [${k.shape}] have ${kIn}`);
-  check(v.shape[0] === n, `pattention: ${n} key tokens but ${v.shape[0]} value tokens`);
-  return { N: dIn === 0 ? 0 : x.size / dIn, dIn, n, dOut: v.shape[1] };
 }
