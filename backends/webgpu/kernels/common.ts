@@ -32,22 +32,27 @@ export function sameShape(a: GHandle, b: GHandle, op: string): void {
  * (measured 1.05e-7 against src/ops/erf.ts over [−9, 9]). Using erfc for Φ keeps gelu's
  * relative accuracy for negative x, like the CPU reference (src/ops/gelu.ts).
  */
-export const WGSL_GELU = /* wgsl */ `
-fn erfc_f32(x: f32) -> f32 {
+export const WGSL_GELU = geluWGSL('f32', '');
+
+/** The GELU functions above for T (f32 or vec4<f32>), their names suffixed with sfx. */
+export function geluWGSL(T: string, sfx: string): string {
+  return /* wgsl */ `
+fn erfc${sfx}(x: ${T}) -> ${T} {
   let z = abs(x);
   let t = 1.0 / (1.0 + 0.5 * z);
   let poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
     t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
     t * (-0.82215223 + t * 0.17087277))))))));
   let r = t * exp(-z * z + poly);
-  return select(2.0 - r, r, x >= 0.0);
+  return select(2.0 - r, r, x >= ${T}(0.0));
 }
-fn normal_cdf(x: f32) -> f32 { return 0.5 * erfc_f32(-x * 0.70710678118654752); }
-fn gelu(x: f32) -> f32 { return x * normal_cdf(x); }
-fn gelu_grad(x: f32) -> f32 {
-  return normal_cdf(x) + x * 0.39894228040143268 * exp(-0.5 * x * x);
+fn normal_cdf${sfx}(x: ${T}) -> ${T} { return 0.5 * erfc${sfx}(-x * 0.70710678118654752); }
+fn gelu${sfx}(x: ${T}) -> ${T} { return x * normal_cdf${sfx}(x); }
+fn gelu_grad${sfx}(x: ${T}) -> ${T} {
+  return normal_cdf${sfx}(x) + x * 0.39894228040143268 * exp(-0.5 * x * x);
 }
 `;
+}
 
 /**
  * How a row kernel maps rows to invocations: `tpr` invocations per row, `rpw` rows per

@@ -9,6 +9,7 @@ import { VARIANTS, type NormActParams, type Variant } from '../../../src/backend
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
+import { NORMACT4_ROWS, bwd4Def, fwd4Def } from './normact4.ts';
 import { WGSL_GELU, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
 /** A row loop over this invocation's share of the n scores. */
@@ -138,7 +139,8 @@ export function normAct(env: Env, s: GHandle, p: NormActParams): GHandle {
   const { rows, cols } = rowsCols(s.shape);
   const a = env.mem.alloc(s.shape);
   const l = rowLayout(env, cols);
-  runRows(env, fwdDef(p.variant, l), [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows, l);
+  const def = l.tpr === 1 && l.rpw === NORMACT4_ROWS && cols % 4 === 0 ? fwd4Def(p.variant) : fwdDef(p.variant, l);
+  runRows(env, def, [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows, l);
   return a;
 }
 
@@ -150,7 +152,8 @@ export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActPar
   const dS = env.mem.alloc(s.shape);
   const binds = [env.mem.bind(s), env.mem.bind(dA), env.mem.bind(dS)];
   const l = rowLayout(env, cols);
-  runRows(env, bwdDef(p.variant, l), binds, params(rows, cols, p), rows, l);
+  const def = l.tpr === 1 && l.rpw === NORMACT4_ROWS && cols % 4 === 0 ? bwd4Def(p.variant) : bwdDef(p.variant, l);
+  runRows(env, def, binds, params(rows, cols, p), rows, l);
   return dS;
 }
 
