@@ -220,6 +220,12 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     await expectClose('Σx²', G().ops.sumSquares(pairs.map((p) => p[0])), C().ops.sumSquares(pairs.map((p) => p[1])) as CpuHandle);
   });
 
+  it('sumSquares over more tensors than one multi-tensor dispatch binds', async () => {
+    const shapes: Shape[] = [[4], [12, 4], [3], [2048], [4100], [8, 8], [7], [16], [64, 33], [20], [24], [28], [9000], [5, 4], [1]];
+    const pairs = shapes.map((s) => rand(s));
+    await expectClose('Σx²', G().ops.sumSquares(pairs.map((p) => p[0])), C().ops.sumSquares(pairs.map((p) => p[1])) as CpuHandle);
+  });
+
   for (const maxGradNorm of [0, 0.5]) {
     it(`adamw, three steps, maxGradNorm ${maxGradNorm}`, async () => {
       const shape = [37, 48];
