@@ -14,23 +14,32 @@ import type { KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, runElems, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
 import { reduceFinal } from './reduce.ts';
 
-const EMB = {
-  key: 'embedding',
-  params: 'uu',
-  wgsl: /* wgsl */ `
-struct P { n: u32, C: u32 }
+/** One invocation per token row, copying its table row (vec4 when C % 4 = 0): integer
+ *  division per row, not per element (a CPU adapter scalarizes it). */
+function embDef(vec: boolean): KernelDef {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  return {
+    key: `embedding_${vec ? 'v4' : 's'}`,
+    params: 'uu',
+    wgsl: /* wgsl */ `
+struct P { rows: u32, C: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read> table: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(256)
+@group(0) @binding(2) var<storage, read> table: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> out: array<${T}>;
+@compute @workgroup_size(64)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
-  let i = wgid * 256u + li;
-  if (i >= p.n) { return; }
-  out[i] = table[u32(ids[i / p.C]) * p.C + i % p.C];
+  let r = wgid * 64u + li;
+  if (r >= p.rows) { return; }
+  let src = u32(ids[r]) * p.C;
+  let dst = r * p.C;
+  for (var c = 0u; c < p.C; c = c + 1u) { out[dst + c] = table[src + c]; }
 }`,
-};
+  };
+}
+const EMB = embDef(false);
+const EMB4 = embDef(true);
 
 /** ids: i32 [B, T]; table: [V, C] → [B, T, C]. */
 export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
@@ -38,7 +47,9 @@ export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
   const [V, C] = table.shape;
   checkIds(env.mem.hostInts(ids), V);
   const out = env.mem.alloc([...ids.shape, C]);
-  runElems(env, EMB, [env.mem.bind(ids), env.mem.bind(table), env.mem.bind(out)], [out.size, C], out.size);
+  const vec = C % 4 === 0;
+  const binds = [env.mem.bind(ids), env.mem.bind(table), env.mem.bind(out)];
+  runElems(env, vec ? EMB4 : EMB, binds, [ids.size, vec ? C / 4 : C], ids.size, 64);
   return out;
 }
 
@@ -151,26 +162,36 @@ export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { los
   return { loss, lse };
 }
 
-const CE_BWD = {
-  key: 'ce_bwd',
-  params: 'uuf',
-  wgsl: /* wgsl */ `
-struct P { n: u32, V: u32, c: f32 }
+/** One invocation per row (vec4 when V % 4 = 0): no integer division per element. */
+function ceBwdDef(vec: boolean): KernelDef {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const hit = vec
+    ? 'select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t))'
+    : 'select(0.0, 1.0, j == t)';
+  return {
+    key: `ce_bwd_${vec ? 'v4' : 's'}`,
+    params: 'uuf',
+    wgsl: /* wgsl */ `
+struct P { rows: u32, V: u32, c: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> l: array<f32>;
+@group(0) @binding(1) var<storage, read> l: array<${T}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tgt: array<i32>;
-@group(0) @binding(4) var<storage, read_write> dl: array<f32>;
-@compute @workgroup_size(256)
+@group(0) @binding(4) var<storage, read_write> dl: array<${T}>;
+@compute @workgroup_size(64)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
-  let i = wgid * 256u + li;
-  if (i >= p.n) { return; }
-  let r = i / p.V;
-  let hit = select(0.0, 1.0, i % p.V == u32(tgt[r]));
-  dl[i] = p.c * (exp(l[i] - lse[r]) - hit);
+  let r = wgid * 64u + li;
+  if (r >= p.rows) { return; }
+  let m = lse[r];
+  let t = u32(tgt[r]);
+  let o = r * p.V;
+  for (var j = 0u; j < p.V; j = j + 1u) { dl[o + j] = p.c * (exp(l[o + j] - m) - ${hit}); }
 }`,
-};
+  };
+}
+const CE_BWD = ceBwdDef(false);
+const CE_BWD4 = ceBwdDef(true);
 
 /** dLogits = dLoss · (softmax(logits) − onehot) / N. */
 export function crossEntropyBackward(env: Env, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number): GHandle {
@@ -178,6 +199,7 @@ export function crossEntropyBackward(env: Env, logits: GHandle, lse: GHandle, ta
   const { mem } = env;
   const dl = mem.alloc(logits.shape);
   const binds = [mem.bind(logits), mem.bind(lse), mem.bind(targets), mem.bind(dl)];
-  runElems(env, CE_BWD, binds, [dl.size, V, dLoss / N], dl.size);
+  const vec = V % 4 === 0;
+  runElems(env, vec ? CE_BWD4 : CE_BWD, binds, [N, vec ? V / 4 : V, dLoss / N], N, 64);
   return dl;
 }
