@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCpuBackend, type CpuHandle } from '../backends/cpu.ts';
 import { BackendUnavailable } from '../backends/index.ts';
 import type { AdamWParams, Backend, Handle, NormActParams, Shape, Variant } from '../src/backend.ts';
+import { attention, attentionBackward } from '../src/compose.ts';
 import { UserError } from '../src/errors.ts';
 import { Rng } from '../src/rng.ts';
 import { required } from './helpers/backends.ts';
@@ -258,6 +259,21 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
       await expectClose('dX', bg.dX, bc.dX, true);
       await expectClose('dK', bg.dK, bc.dK, true);
       await expectClose('dV', bg.dV, bc.dV, true);
+    });
+  }
+
+  // [B, T, H, D]: T and D % 4 = 0 take the strided path in the cpu style; the others, and
+  // the gpu style, the permute composition inside the fused kernel.
+  for (const shape of [[2, 8, 3, 4], [1, 12, 2, 8], [2, 5, 3, 6]] as Shape[]) {
+    it(`fused attention [${shape}] forward and backward`, async () => {
+      const [qg, qc] = rand(shape), [kg, kc] = rand(shape), [vg, vc] = rand(shape);
+      const fg = attention(G(), qg, kg, vg), fc = attention(C(), qc, kc, vc);
+      await expectClose('out', fg.out, fc.out as CpuHandle);
+      const [dg, dc] = rand(shape);
+      const bg = attentionBackward(G(), dg, qg, kg, vg, fg.saved), bc = attentionBackward(C(), dc, qc, kc, vc, fc.saved);
+      await expectClose('dQ', bg.dQ, bc.dQ as CpuHandle, true);
+      await expectClose('dK', bg.dK, bc.dK as CpuHandle, true);
+      await expectClose('dV', bg.dV, bc.dV as CpuHandle, true);
     });
   }
 

@@ -1,14 +1,14 @@
 // The WebGPU backend on Dawn for Node (npm `webgpu`): loads Dawn with `await import()`, asks
 // the adapter for its highest buffer limits, and maps the backend contract onto the WGSL
 // kernels in ./kernels. Every kernel is checked against the CPU reference (test/webgpu.test.ts).
-// Omits: a fused attention kernel (src/compose.ts builds attention from the primitives),
-// multi-device use, f16.
+// Omits: multi-device use, f16.
 
 import { reshapeHandle, type Backend, type Kernels } from '../../src/backend.ts';
 import { Mem, type GHandle } from './buffers.ts';
 import { GpuContext, type KernelStyle } from './device.ts';
 import type { KernelTime } from './profiler.ts';
 import type { Env } from './kernels/common.ts';
+import { attention, attentionBackward } from './kernels/attention.ts';
 import { add, makeRotary, permute0213 } from './kernels/elementwise.ts';
 import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
 import { matmul } from './kernels/matmul.ts';
@@ -70,6 +70,8 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
     fused: {
       pattention: (x, k, v, p) => pattention(env, x, k, v, p),
       pattentionBackward: (dOut, x, k, v, saved, p) => pattentionBackward(env, dOut, x, k, v, saved, p),
+      attention: (q, k, v) => attention(env, q, k, v),
+      attentionBackward: (dOut, q, k, v, saved) => attentionBackward(env, dOut, q, k, v, saved),
     },
     upload: (data, shape) => mem.upload(data, shape, 'f32'),
     uploadInt: (data, shape) => mem.upload(data, shape, 'i32'),

@@ -11,7 +11,7 @@ import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_GELU, type Env } from './common.ts';
 import { TRANSPOSE_WGSL, rowcast4WGSL, rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
-import { sgApplies, sgGrid, sgShape, subgroupWGSL, type SgShape } from './matmul_subgroup.ts';
+import { dense, sgApplies, sgGrid, sgParams, sgShape, subgroupWGSL, type SgShape, type Strided } from './matmul_subgroup.ts';
 
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
 export type AXform = 'none' | Variant;
@@ -159,20 +159,33 @@ const sgDefs = new Map<string, KernelDef>();
 function getSubgroup(transA: boolean, transB: boolean, s: SgShape): KernelDef {
   const key = `matmul_sg_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${s.RS}x${s.G}x${s.lanes}`;
   let d = sgDefs.get(key);
-  if (!d) sgDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: subgroupWGSL(transA, transB, s) }));
+  if (!d) sgDefs.set(key, (d = { key, params: 'u'.repeat(16), wgsl: subgroupWGSL(transA, transB, s) }));
   return d;
 }
 
+/** Operand layouts of a subgroup product; dense by default (matmul_subgroup.ts Strided). */
+export interface SgLayout {
+  zh: number;
+  a: Strided;
+  b: Strided;
+  c: Strided;
+}
+
 /** CPU style with 8-wide subgroups, N and K multiples of 4 (matmul_subgroup.ts). */
-function subgroupInto(env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims): void {
+export function subgroupInto(env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, lay?: SgLayout): void {
   const { ctx, mem } = env;
   const s = sgShape(d);
   const [gx, gy] = sgGrid(d, s);
   const k = getSubgroup(d.transA, d.transB, s);
   const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
-  const sA = d.M * d.K, sB = d.bBatched ? d.K * d.N : 0, sC = d.M * d.N;
+  const l = lay ?? {
+    zh: 1,
+    a: d.transA ? dense(d.K, d.M) : dense(d.M, d.K),
+    b: d.transB ? dense(d.N, d.K, !d.bBatched) : dense(d.K, d.N, !d.bBatched),
+    c: dense(d.M, d.N),
+  };
   for (let z0 = 0; z0 < d.batch; z0 += ctx.maxGroups) {
-    ctx.run(k, binds, [d.M, d.N, d.K, sA, sB, sC, z0, 0], [gx, gy, Math.min(ctx.maxGroups, d.batch - z0)]);
+    ctx.run(k, binds, sgParams(d, z0, l.zh, l.a, l.b, l.c), [gx, gy, Math.min(ctx.maxGroups, d.batch - z0)]);
   }
 }
 

@@ -38,6 +38,32 @@ export function sgApplies(d: MatmulDims): boolean {
 }
 
 /**
+ * Where batch z's matrix of an operand starts, (z / zh)·outer + (z mod zh)·inner, and its row
+ * stride ld (elements). Lets attention read q, k, v and write its outputs in the (B, T, H, D)
+ * layout directly: batch z = b·H + h, zh = H, outer T·H·D, inner D, ld H·D.
+ */
+export interface Strided {
+  outer: number;
+  inner: number;
+  ld: number;
+}
+
+/** The contiguous layout of a batch of (rows, cols) matrices (B shared when `shared`). */
+export function dense(rows: number, cols: number, shared = false): Strided {
+  return { outer: shared ? 0 : rows * cols, inner: 0, ld: cols };
+}
+
+/** Uniform params of the kernel for batches from z0 (`zh` inner batches per outer one). */
+export function sgParams(d: MatmulDims, z0: number, zh: number, a: Strided, b: Strided, c: Strided): number[] {
+  return [d.M, d.N, d.K, z0, zh, a.outer, a.inner, a.ld, b.outer, b.inner, b.ld, c.outer, c.inner, c.ld, 0, 0];
+}
+
+/** Offsets and strides the vec4 loads and stores need (every one a multiple of 4). */
+export function sgAligned(...ops: Strided[]): boolean {
+  return ops.every((o) => o.outer % 4 === 0 && o.inner % 4 === 0 && o.ld % 4 === 0);
+}
+
+/**
  * WGSL for op(A)·op(B), A (M, K) or (K, M) when transA, B (K, N) or (N, K) when transB.
  * Each loop iteration takes 4 k steps: the 4 products of an accumulator are summed first and
  * added once (llvmpipe masks every write to a loop-carried variable with a blend, and the
@@ -54,19 +80,19 @@ export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): stri
   // A: lane sl holds row m0 + 8q + sl at k .. k+3 (a vec4 over k).
   for (let q = 0; q < RS; q++) {
     if (transA) {
-      const e = [0, 1, 2, 3].map((u) => `a[aBase + (k + ${u}u) * p.M + mr${q}]`).join(', ');
+      const e = [0, 1, 2, 3].map((u) => `a[aBase + (k + ${u}u) * p.ldA + mr${q}]`).join(', ');
       body.push(`let av${q} = vec4<f32>(${e});`);
     } else {
-      body.push(`let av${q} = a4[aBase4 + mr${q} * K4 + kq];`);
+      body.push(`let av${q} = a4[aBase4 + mr${q} * ldA4 + kq];`);
     }
   }
   for (let g = 0; g < G; g++) {
     if (transB) {
       // Column n = 4·nc + j of op(B) is row n of the stored B: a vec4 over k per column.
-      for (let j = 0; j < 4; j++) body.push(`let bt${g}_${j} = b4[bBase4 + min(4u * nc${g} + ${j}u, p.N - 1u) * K4 + kq];`);
+      for (let j = 0; j < 4; j++) body.push(`let bt${g}_${j} = b4[bBase4 + min(4u * nc${g} + ${j}u, p.N - 1u) * ldB4 + kq];`);
       for (let u = 0; u < 4; u++) body.push(`let b${u}_${g} = vec4<f32>(bt${g}_0[${u}], bt${g}_1[${u}], bt${g}_2[${u}], bt${g}_3[${u}]);`);
     } else {
-      for (let u = 0; u < 4; u++) body.push(`let b${u}_${g} = b4[bBase4 + (k + ${u}u) * N4 + nc${g}];`);
+      for (let u = 0; u < 4; u++) body.push(`let b${u}_${g} = b4[bBase4 + (k + ${u}u) * ldB4 + nc${g}];`);
     }
   }
   for (let r = 0; r < R; r++) {
@@ -79,12 +105,13 @@ export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): stri
   for (let r = 0; r < R; r++) {
     store.push(`if (m0 + ${r}u < p.M) {`);
     for (let g = 0; g < G; g++) {
-      store.push(`  if (nb + ${g * lanes}u < N4) { c[cBase4 + (m0 + ${r}u) * N4 + nb + ${g * lanes}u] = c${r}_${g}; }`);
+      store.push(`  if (nb + ${g * lanes}u < N4) { c[cBase4 + (m0 + ${r}u) * ldC4 + nb + ${g * lanes}u] = c${r}_${g}; }`);
     }
     store.push('}');
   }
   return /* wgsl */ `enable subgroups;
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }
+struct P { M: u32, N: u32, K: u32, z0: u32, zh: u32, soA: u32, siA: u32, ldA: u32,
+  soB: u32, siB: u32, ldB: u32, soC: u32, siC: u32, ldC: u32, p0: u32, p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> ${transA ? 'a: array<f32>' : 'a4: array<vec4<f32>>'};
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
@@ -94,11 +121,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(subgroup_invocation_id) sl: u32) {
   let z = wid.z + p.z0;
   let N4 = p.N / 4u;
-  let K4 = p.K / 4u;
-  let aBase = z * p.sA;
+  let zo = z / p.zh;
+  let zi = z % p.zh;
+  let aBase = zo * p.soA + zi * p.siA;
   let aBase4 = aBase / 4u;
-  let bBase4 = z * p.sB / 4u;
-  let cBase4 = z * p.sC / 4u;
+  let bBase4 = (zo * p.soB + zi * p.siB) / 4u;
+  let cBase4 = (zo * p.soC + zi * p.siC) / 4u;
+  let ldA4 = p.ldA / 4u;
+  let ldB4 = p.ldB / 4u;
+  let ldC4 = p.ldC / 4u;
   let m0 = wid.y * ${R}u;
   let nb = wid.x * ${lanes * G}u + li;
   ${pre.join('\n  ')}
