@@ -125,8 +125,8 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     await expectClose('matmul', G().ops.matmul(ag, bg, false, false), C().ops.matmul(ac, bc, false, false) as CpuHandle);
   });
 
-  it('add', async () => {
-    const [ag, ac] = rand([7, 48]), [bg, bc] = rand([7, 48]);
+  for (const shape of [[7, 48], [5, 999], [9, 1000]] as Shape[]) it(`add [${shape}]`, async () => {
+    const [ag, ac] = rand(shape), [bg, bc] = rand(shape);
     await expectClose('add', G().ops.add(ag, bg), C().ops.add(ac, bc) as CpuHandle);
   });
 
@@ -227,9 +227,8 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     await expectClose('Σx²', G().ops.sumSquares(pairs.map((p) => p[0])), C().ops.sumSquares(pairs.map((p) => p[1])) as CpuHandle);
   });
 
-  for (const maxGradNorm of [0, 0.5]) {
-    it(`adamw, three steps, maxGradNorm ${maxGradNorm}`, async () => {
-      const shape = [37, 48];
+  for (const [maxGradNorm, shape] of [[0, [37, 48]], [0.5, [37, 48]], [0.5, [5, 999]], [0, [9, 1000]]] as [number, Shape][]) {
+    it(`adamw, three steps, maxGradNorm ${maxGradNorm}, [${shape}]`, async () => {
       const [pg, pc] = rand(shape), [mg, mc] = both(new Float32Array(size(shape)), shape);
       const [vg, vc] = both(new Float32Array(size(shape)), shape);
       for (let step = 1; step <= 3; step++) {

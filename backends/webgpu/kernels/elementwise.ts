@@ -10,6 +10,12 @@ import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
 
+/**
+ * Elements (or vec4s) per invocation of add and AdamW. llvmpipe pays ~80 ns per 8-lane group
+ * of a dispatch before any work; four per invocation measured 1.5× faster on add.
+ */
+export const PER = 4;
+
 function addDef(vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
   return {
@@ -24,8 +30,10 @@ struct P { n: u32 }
 @compute @workgroup_size(256)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
-  let i = wgid * 256u + li;
-  if (i < p.n) { y[i] = a[i] + b[i]; }
+  for (var q = 0u; q < ${PER}u; q = q + 1u) {
+    let i = (wgid * ${PER}u + q) * 256u + li;
+    if (i < p.n) { y[i] = a[i] + b[i]; }
+  }
 }`,
   };
 }
@@ -38,7 +46,7 @@ export function add(env: Env, a: GHandle, b: GHandle): GHandle {
   const y = env.mem.alloc(a.shape);
   const vec = a.size % 4 === 0;
   const n = vec ? a.size / 4 : a.size;
-  runElems(env, vec ? ADD4 : ADD, [env.mem.bind(a), env.mem.bind(b), env.mem.bind(y)], [n], n);
+  runElems(env, vec ? ADD4 : ADD, [env.mem.bind(a), env.mem.bind(b), env.mem.bind(y)], [n], Math.ceil(n / PER));
   return y;
 }
 

@@ -9,6 +9,7 @@ import type { AdamWParams } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
+import { PER } from './elementwise.ts';
 
 function adamwDef(clip: boolean, vec: boolean) {
   const T = vec ? 'vec4<f32>' : 'f32';
@@ -26,15 +27,18 @@ ${clip ? '@group(0) @binding(5) var<storage, read> gns: array<f32>;' : ''}
 @compute @workgroup_size(256)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
-  let i = wgid * 256u + li;
-  if (i >= p.n) { return; }
   ${clip ? 'let coef = min(1.0, p.maxNorm / (sqrt(gns[0]) + 1e-6));' : 'let coef = 1.0;'}
-  let g = p.scale * coef * grad[i];
-  let mi = p.b1 * m[i] + (1.0 - p.b1) * g;
-  let vi = p.b2 * v[i] + (1.0 - p.b2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  param[i] = param[i] * p.decay - (p.lr * (mi / p.bc1)) / (sqrt(vi / p.bc2) + p.eps);
+  for (var q = 0u; q < ${PER}u; q = q + 1u) {
+    let i = (wgid * ${PER}u + q) * 256u + li;
+    if (i < p.n) {
+      let g = p.scale * coef * grad[i];
+      let mi = p.b1 * m[i] + (1.0 - p.b1) * g;
+      let vi = p.b2 * v[i] + (1.0 - p.b2) * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      param[i] = param[i] * p.decay - (p.lr * (mi / p.bc1)) / (sqrt(vi / p.bc2) + p.eps);
+    }
+  }
 }`,
   };
 }
@@ -59,5 +63,5 @@ export function adamw(
     n, p.lr, p.beta1, p.beta2, p.eps, 1 - p.lr * p.weightDecay,
     1 - Math.pow(p.beta1, p.step), 1 - Math.pow(p.beta2, p.step), p.gradScale, p.maxGradNorm,
   ];
-  runElems(env, DEFS[(clip ? 2 : 0) + (vec ? 1 : 0)], binds, params, n);
+  runElems(env, DEFS[(clip ? 2 : 0) + (vec ? 1 : 0)], binds, params, Math.ceil(n / PER));
 }
