@@ -32,6 +32,8 @@ export class BindGroupCache {
   private readonly groups = new Map<string, GPUBindGroup>();
   private readonly ids = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
+  /** Lookups and misses so far (for tuning). */
+  readonly stats = { lookups: 0, misses: 0 };
 
   constructor(private readonly device: GPUDevice, private readonly uniforms: GPUBuffer) {}
 
@@ -46,7 +48,9 @@ export class BindGroupCache {
     let k = key;
     for (const b of bindings) k += `|${this.id(b.buffer)}:${b.offset ?? 0}:${b.size}`;
     let g = this.groups.get(k);
+    this.stats.lookups++;
     if (!g) {
+      this.stats.misses++;
       if (this.groups.size >= MAX_GROUPS) this.groups.clear();
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniforms, offset: 0, size: uniformSize } }];
       bindings.forEach((b, i) => {
