@@ -5,7 +5,7 @@
 
 import { check } from '../../src/errors.ts';
 import { Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
-import { GpuContext, MAP_READ, USAGE, quiet, type Binding } from './device.ts';
+import { GpuContext, MAP_READ, USAGE, type Binding } from './device.ts';
 
 export type GHandle = Handle<GPUBuffer>;
 
@@ -135,7 +135,7 @@ export class Mem {
     this.ctx.encoder().copyBufferToBuffer(t.store.data, 0, stage, 0, bytes);
     this.ctx.flush();
     try {
-      await quiet(stage.mapAsync(MAP_READ, 0, bytes));
+      await this.ctx.wait(stage.mapAsync(MAP_READ, 0, bytes));
     } catch (e) {
       await this.ctx.sync(); // prefer the underlying device error if there is one
       throw e;
