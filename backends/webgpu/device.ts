@@ -73,12 +73,20 @@ export function pickStyle(description: string): KernelStyle {
  */
 let quietDepth = 0;
 let savedImmediate: typeof setImmediate | null = null;
+let eager = 0;
 const timeout = globalThis.setTimeout;
-const slow = ((fn: (...a: unknown[]) => void, ...args: unknown[]) => timeout(fn, 1, ...args)) as unknown as typeof setImmediate;
-/** Whether `quiet` throttles (a switch for measuring it). */
-export const quietWaits = { enabled: true };
+const immediate = globalThis.setImmediate;
+const slow = ((fn: (...a: unknown[]) => void, ...args: unknown[]) =>
+  eager-- > 0 ? immediate(fn, ...args) : timeout(fn, 1, ...args)) as unknown as typeof setImmediate;
+/**
+ * enabled: whether `quiet` throttles (a switch for measuring it). eager: polls at full speed
+ * before the 1 ms timer, so that a promise whose work is already done (the error scopes after
+ * a readback) settles at once instead of a timer tick later.
+ */
+export const quietWaits = { enabled: true, eager: 4 };
 export async function quiet<T>(p: Promise<T>): Promise<T> {
   if (!quietWaits.enabled) return p;
+  eager = quietWaits.eager;
   if (quietDepth++ === 0) {
     savedImmediate = globalThis.setImmediate;
     globalThis.setImmediate = slow;
