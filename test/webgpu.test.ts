@@ -143,7 +143,7 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     }
   }
 
-  for (const [rows, Cn] of [[7, 48], [3, 300]]) {
+  for (const [rows, Cn] of [[7, 48], [3, 300], [5, 37], [70, 44]]) {
     for (const affine of [false, true]) {
       it(`layerNorm ${affine ? 'affine' : 'LN₀'} [${rows}, ${Cn}] forward and backward`, async () => {
         const [xg, xc] = both(randn(rows * Cn, 3).map((v) => v + 1.5), [rows, Cn]);

@@ -5,6 +5,7 @@
 
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
+import { LAYERNORM4_ROWS, bwd4Def, fwd4Def } from './layernorm4.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
 type Def = { key: string; params: string; wgsl: string };
@@ -114,6 +115,11 @@ fn main(${WGSL_MAIN_1D}) {
   out[c] = s;
 }`);
 
+/** The vec4 row-per-invocation kernels apply (layernorm4.ts). */
+function vec4Rows(l: RowLayout, C: number): boolean {
+  return l.tpr === 1 && l.rpw === LAYERNORM4_ROWS && C % 4 === 0;
+}
+
 function checkParam(t: GHandle | null, C: number, what: string): void {
   check(!t || (t.shape.length === 1 && t.shape[0] === C), () => `layerNorm: ${what} must be [${C}], got [${t!.shape}]`);
 }
@@ -130,7 +136,8 @@ export function layerNorm(
   if (w) binds.push(mem.bind(w));
   if (b) binds.push(mem.bind(b));
   const l = rowLayout(env, cols);
-  runRows(env, fwdDef(l, !!w, !!b), binds, [rows, cols, eps, 0], rows, l);
+  const def = vec4Rows(l, cols) ? fwd4Def(!!w, !!b) : fwdDef(l, !!w, !!b);
+  runRows(env, def, binds, [rows, cols, eps, 0], rows, l);
   return { y, mean, rstd };
 }
 
@@ -145,7 +152,7 @@ export function layerNormBackward(
   const binds = [mem.bind(x), mem.bind(dY), mem.bind(mean), mem.bind(rstd), mem.bind(dX)];
   if (w) binds.push(mem.bind(w));
   const l = rowLayout(env, C);
-  runRows(env, bwdDef(l, !!w), binds, [rows, C, 0, 0], rows, l);
+  runRows(env, vec4Rows(l, C) ? bwd4Def(!!w) : bwdDef(l, !!w), binds, [rows, C, 0, 0], rows, l);
   if (!w) return { dX, dW: null, dB: null };
   const R = Math.max(32, Math.ceil(rows / 1024));
   const chunks = Math.max(1, Math.ceil(rows / R));
