@@ -1,7 +1,8 @@
 // The device side of the WebGPU backend: command batching (many dispatches per submit),
-// per-dispatch uniforms packed into one arena, a pipeline cache, error scopes around every
-// batch and device-loss handling, so a failure surfaces as an error, never a wrong result.
-// Omits: multiple queues, async pipeline compilation, timestamp queries.
+// per-dispatch uniforms packed into one arena (a dynamic offset), pipeline and bind group
+// caches, error scopes around every batch and device-loss handling, so a failure surfaces as
+// an error, never a wrong result; and waits that do not keep a core polling (`quiet`).
+// Omits: multiple queues, async pipeline compilation (timestamps live in profiler.ts).
 
 import type {} from 'webgpu'; // the global GPU* types (@webgpu/types)
 import { BindGroupCache, layoutFor, type Binding } from './groups.ts';

@@ -8,6 +8,7 @@
 // costs one lane-load instead of eight; B is loaded as vec4 over 4 columns (row-major B) or
 // over 4 k (transposed B, no transpose pass). Measured 2–3× the rowcast kernel on lavapipe
 // (256×128×128: 29–31 GFLOP/s against 10–17 on 2 threads; 256×512×128: 43–46).
+// Operands may be strided batches (Strided: attention reads (B, T, H, D) heads in place).
 // Omits: the Θ prologue, N or K not multiples of 4 (rowcast handles those).
 
 import type { MatmulDims } from './matmul.ts';
