@@ -35,7 +35,7 @@ function torchRows(device: 'cpu' | 'cuda'): BenchRow[] | string {
   }
 }
 
-/** Prints each measurement group with every row as a ratio to the group's first row. */
+/** Prints each measurement group with every row as a ratio to the group's cpu row (or first). */
 function report(rows: BenchRow[]): string {
   const lines: string[] = [];
   const groups = new Map<string, BenchRow[]>();
@@ -47,7 +47,9 @@ function report(rows: BenchRow[]): string {
     lines.push(`\n${key}`);
     const base = g.find((r) => r.backend === 'cpu') ?? g[0];
     for (const r of g) {
-      lines.push(`  ${r.backend.padEnd(28)} ${r.value.toPrecision(4).padStart(10)}   ×${(r.value / base.value).toFixed(2)} vs ${base.backend}`);
+      // a time (ms): lower is better, so the ratio is the speed-up base/value
+      const ratio = r.unit === 'ms' ? base.value / r.value : r.value / base.value;
+      lines.push(`  ${r.backend.padEnd(28)} ${r.value.toPrecision(4).padStart(10)}   ×${ratio.toFixed(2)} ${r.unit === 'ms' ? 'speed' : ''} vs ${base.backend}`);
     }
   }
   return lines.join('\n');
