@@ -6,6 +6,8 @@
 // Omits: split-K, f16, subgroup matrices; tiles smaller than 64 for tiny shapes.
 
 import { check } from '../../../src/errors.ts';
+import type { MatmulDims } from '../../../src/ops/matmul.ts';
+import { matmulShape } from '../../../src/shapes.ts';
 import type { Variant } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
@@ -16,16 +18,8 @@ import { dense, sgApplies, sgGrid, sgParams, sgShape, subgroupWGSL, type SgShape
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
 export type AXform = 'none' | Variant;
 
-export interface MatmulDims {
-  batch: number;
-  M: number;
-  K: number;
-  N: number;
-  transA: boolean;
-  transB: boolean;
-  /** B has one matrix per batch (else one shared matrix). */
-  bBatched: boolean;
-}
+/** The sizes of one product: shared with the CPU reference (src/ops/matmul.ts). */
+export type { MatmulDims } from '../../../src/ops/matmul.ts';
 
 const TILE = 64;
 const TK = 16;
@@ -126,20 +120,9 @@ function getDef(transA: boolean, transB: boolean, xf: AXform): KernelDef {
   return d;
 }
 
-/** The dims of op(a)·op(b) under the contract's shape rules; throws on a mismatch. */
+/** The dims of op(a)·op(b) under the contract's shape rules (src/shapes.ts); throws on a mismatch. */
 export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: boolean): MatmulDims {
-  const as = a.shape, bs = b.shape;
-  check(as.length >= 2 && bs.length >= 2, () => `matmul: operands must be ≥ 2-D, got [${as}] and [${bs}]`);
-  const [ar, ac] = as.slice(-2), [br, bc] = bs.slice(-2);
-  const M = transA ? ac : ar, K = transA ? ar : ac;
-  const N = transB ? br : bc, Kb = transB ? bc : br;
-  check(K === Kb, () => `matmul: inner dims differ, [${as}]${transA ? 'ᵀ' : ''} · [${bs}]${transB ? 'ᵀ' : ''}`);
-  const lead = as.slice(0, -2), bLead = bs.slice(0, -2);
-  const bBatched = bs.length > 2;
-  check(!bBatched || (bLead.length === lead.length && bLead.every((d, i) => d === lead[i])),
-    () => `matmul: batched B [${bs}] must share A's leading dims [${lead}]`);
-  let batch = 1;
-  for (const d of lead) batch *= d;
+  const { batch, M, K, N, bBatched } = matmulShape(a, b, transA, transB);
   return { batch, M, K, N, transA, transB, bBatched };
 }
 
