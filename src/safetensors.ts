@@ -1,12 +1,14 @@
 // Safetensors read/write (https://github.com/huggingface/safetensors, format described in
-// spec/checkpoint.md): reads F32/F16/BF16 (to Float32Array) and I32/I64 (to Int32Array),
-// writes F32 and I32. Every malformed input is a one-line UserError naming the file.
-// Omits: memory-mapping, lazy loading, and dtypes other than the five above (F64, U8, BOOL,
-// F8_* … are recognised and rejected with a clear message).
+// spec/checkpoint.md): reads F32/F16/BF16 (to Float32Array) and I32/I64/I16/U16/I8/U8/BOOL
+// (to Int32Array; see src/safetensors-dtypes.ts), writes F32 and I32. Every malformed input
+// is a one-line UserError naming the file.
+// Omits: memory-mapping, lazy loading, and F64/U32/U64/F8_* (recognised, rejected clearly).
 
 import { readFileSync } from 'node:fs';
 import { UserError } from './errors.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { ITEMSIZE, LITTLE_ENDIAN, READABLE, decode, fail, q } from './safetensors-dtypes.ts';
+export { bf16ToNumber, f16ToNumber } from './safetensors-dtypes.ts';
 
 export interface SafeTensor {
   dtype: string; // as stored in the file: 'F32' | 'F16' | 'BF16' | 'I32' | 'I64'
@@ -27,31 +29,6 @@ export interface TensorIn {
 /** The official reader's limit on the JSON header (safetensors MAX_HEADER_SIZE). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-/** Bytes per element of every dtype the format defines (so unknown ≠ unsupported). */
-const ITEMSIZE: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
-};
-const READABLE = new Set(['F32', 'F16', 'BF16', 'I32', 'I64']);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** One-line message: collapses whitespace and truncates long detail. */
-function oneLine(s: string, max = 240): string {
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max)}…` : t;
-}
-
-function fail(source: string, problem: string): never {
-  throw new UserError(oneLine(`${source}: ${problem}`, 400));
-}
-
-/** A tensor name for messages: JSON-quoted (escapes control chars), truncated. */
-function q(name: string): string {
-  return oneLine(JSON.stringify(name), 80);
-}
-
 /** A JSON value for messages without recursing into it (it may be nested arbitrarily deep). */
 function brief(v: unknown): string {
   if (typeof v === 'string') return q(v);
@@ -60,94 +37,6 @@ function brief(v: unknown): string {
   return 'an object';
 }
 
-// ---------------------------------------------------------------------------------- decoding
-
-let f16Table: Float32Array | null = null;
-
-/** IEEE 754 binary16 → number, for every one of the 65536 bit patterns (built once). */
-function halfTable(): Float32Array {
-  if (f16Table) return f16Table;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >>> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    let v: number;
-    if (exp === 0) v = mant * 2 ** -24; // zero and subnormals: mant · 2^-14 · 2^-10
-    else if (exp === 31) v = mant === 0 ? Infinity : NaN;
-    else v = (1 + mant / 1024) * 2 ** (exp - 15);
-    t[h] = sign * v;
-  }
-  f16Table = t;
-  return t;
-}
-
-/** binary16 bits → value (exported for tests). */
-export function f16ToNumber(bits: number): number {
-  return halfTable()[bits & 0xffff];
-}
-
-/** bfloat16 bits → value: the top half of a float32 (exported for tests). */
-export function bf16ToNumber(bits: number): number {
-  const u = new Uint32Array([(bits & 0xffff) << 16]);
-  return new Float32Array(u.buffer)[0];
-}
-
-/** A fresh, aligned copy. NOTE: not `bytes.slice`: on a Node Buffer that is a view of a pool. */
-function copyBytes(bytes: Uint8Array, off: number, len: number): ArrayBuffer {
-  const out = new Uint8Array(len);
-  out.set(bytes.subarray(off, off + len));
-  return out.buffer;
-}
-
-/** Decodes `count` elements of `dtype` starting at bytes[off]. Lengths are pre-validated. */
-function decode(
-  bytes: Uint8Array, off: number, count: number, dtype: string, source: string, name: string,
-): Float32Array | Int32Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset + off, count * ITEMSIZE[dtype]);
-  switch (dtype) {
-    case 'F32': {
-      if (LITTLE_ENDIAN) return new Float32Array(copyBytes(bytes, off, 4 * count));
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
-      return out;
-    }
-    case 'I32': {
-      if (LITTLE_ENDIAN) return new Int32Array(copyBytes(bytes, off, 4 * count));
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
-      return out;
-    }
-    case 'F16': {
-      const table = halfTable();
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = table[view.getUint16(2 * i, true)];
-      return out;
-    }
-    case 'BF16': {
-      const out = new Float32Array(count);
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
-      return out;
-    }
-    case 'I64': {
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) {
-        const lo = view.getInt32(8 * i, true);
-        const hi = view.getInt32(8 * i + 4, true);
-        // In int32 range iff the high word is the sign extension of the low word.
-        if (hi !== lo >> 31) {
-          const v = view.getBigInt64(8 * i, true);
-          fail(source, `tensor ${q(name)}: I64 value ${v} at index ${i} is outside the int32 range`);
-        }
-        out[i] = lo;
-      }
-      return out;
-    }
-    default:
-      return fail(source, `tensor ${q(name)}: unsupported dtype ${dtype}`);
-  }
-}
 
 // ------------------------------------------------------------------------------ header checks
 

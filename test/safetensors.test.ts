@@ -170,6 +170,25 @@ describe('half-precision decoding', () => {
     expect(Array.from(t.get('i')!.data)).toEqual([-1, 2147483647, -2147483648]);
   });
 
+  it('reads the small integer dtypes and BOOL losslessly into Int32Array', () => {
+    // BOOL [2] | U8 [2] | I8 [2] | I16 [2] | U16 [2]: an official checkpoint's buffers may be these
+    const data = new Uint8Array([1, 0, 0, 255, 0x80, 0x7f, 0, 0x80, 0xff, 0x7f, 0xff, 0xff, 0x01, 0x00]);
+    const file = build({
+      t: { dtype: 'BOOL', shape: [2], data_offsets: [0, 2] },
+      u: { dtype: 'U8', shape: [2], data_offsets: [2, 4] },
+      s: { dtype: 'I8', shape: [2], data_offsets: [4, 6] },
+      w: { dtype: 'I16', shape: [2], data_offsets: [6, 10] },
+      v: { dtype: 'U16', shape: [2], data_offsets: [10, 14] },
+    }, data);
+    const t = parseSafetensors(file, 'mem');
+    for (const k of ['t', 'u', 's', 'w', 'v']) expect(t.get(k)!.data).toBeInstanceOf(Int32Array);
+    expect(Array.from(t.get('t')!.data)).toEqual([1, 0]);
+    expect(Array.from(t.get('u')!.data)).toEqual([0, 255]);
+    expect(Array.from(t.get('s')!.data)).toEqual([-128, 127]);
+    expect(Array.from(t.get('w')!.data)).toEqual([-32768, 32767]);
+    expect(Array.from(t.get('v')!.data)).toEqual([65535, 1]);
+  });
+
   it('rejects I64 values outside int32', () => {
     for (const v of [2147483648n, -2147483649n, 1n << 40n]) {
       const d = new Uint8Array(8);
