@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import { type ModelConfig, rotaryDim } from './config.ts';
 import { VARIANTS, type Variant } from './backend.ts';
 import { UserError } from './errors.ts';
+import { pattentionLayers } from './params.ts';
 
 export interface ConfigParseOptions {
   /** Rows of `sequential.0.word_embeddings.weight`: supplies a missing vocab_size. */
@@ -135,23 +136,30 @@ function checkAttentionConfig(raw: Raw, numLayers: number, source: string): void
 
 const PREFIX_RE = /^sequential\.(\d+)\.(attention\.(query|key|value|proj)|mlp)$/;
 
-function normSlots(raw: Raw, numLayers: number, source: string): Record<string, number> {
-  const v = raw.get('tokenformer_norm_slots');
+function prefixError(key: string, k: unknown, numLayers: number): string {
+  return `${key} key ${show(k)} is not a Pattention layer prefix `
+    + `(sequential.{2…${numLayers + 1}}.attention.{query,key,value,proj} or sequential.{…}.mlp)`;
+}
+
+function isLayerPrefix(k: unknown, numLayers: number): k is string {
+  const m = typeof k === 'string' ? PREFIX_RE.exec(k) : null;
+  const idx = m ? Number(m[1]) : -1;
+  return m !== null && idx >= 2 && idx <= numLayers + 1;
+}
+
+/** A map Pattention layer prefix → positive integer (tokenformer_norm_slots, tokenformer_layer_slots). */
+function layerMap(raw: Raw, key: string, numLayers: number, source: string): Record<string, number> {
+  const v = raw.get(key);
   if (v === undefined || v === null) return {};
   const entries = v instanceof Map ? [...v.entries()]
-    : typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as object) : fail(source, 'tokenformer_norm_slots must be a mapping');
+    : typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as object) : fail(source, `${key} must be a mapping`);
   const out: Record<string, number> = {};
   for (const [k, n] of entries) {
-    const m = typeof k === 'string' ? PREFIX_RE.exec(k) : null;
-    const idx = m ? Number(m[1]) : -1;
-    if (!m || idx < 2 || idx > numLayers + 1) {
-      fail(source, `tokenformer_norm_slots key ${show(k)} is not a Pattention layer prefix `
-        + `(sequential.{2…${numLayers + 1}}.attention.{query,key,value,proj} or sequential.{…}.mlp)`);
-    }
+    if (!isLayerPrefix(k, numLayers)) fail(source, prefixError(key, k, numLayers));
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
-      fail(source, `tokenformer_norm_slots[${show(k)}] must be a positive integer, got ${show(n)}`);
+      fail(source, `${key}[${show(k)}] must be a positive integer, got ${show(n)}`);
     }
-    Object.defineProperty(out, k as string, { value: n, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -174,8 +182,10 @@ export function configFromObject(raw: unknown, source: string, opts: ConfigParse
     tied: !bool(r, 'no_weight_tying', false, source),
     eps: posNumber(r, 'layernorm_epsilon', 1e-5, source),
     vocabSize: vocabSize(r, opts, source),
-    normSlots: normSlots(r, numLayers, source),
+    normSlots: layerMap(r, 'tokenformer_norm_slots', numLayers, source),
   };
+  const layerSlots = layerMap(r, 'tokenformer_layer_slots', numLayers, source);
+  if (Object.keys(layerSlots).length > 0) c.layerSlots = layerSlots;
   oneOf(r, 'norm', ['layernorm_nonparam'], 'layernorm_nonparam', source, ' inside TokenFormer blocks');
   oneOf(r, 'final_norm', ['layernorm'], 'layernorm', source, ' for the final norm');
   oneOf(r, 'pos_emb', ['rotary'], 'rotary', source);
@@ -196,6 +206,28 @@ export function validateConfig(c: ModelConfig, source: string): void {
   const rd = rotaryDim(c);
   if (rd % 2 !== 0) {
     fail(source, `rotary dimension int(head_dim ${c.hiddenSize / c.numHeads} × rotary_pct ${c.rotaryPct}) = ${rd} is odd; it must be even`);
+  }
+  validateLayerSlots(c, source);
+}
+
+/**
+ * tokenformer_layer_slots and tokenformer_norm_slots: layer prefixes, positive integers, and no
+ * pinned normalization count above the layer's token count (growth only appends tokens).
+ */
+function validateLayerSlots(c: ModelConfig, source: string): void {
+  for (const [key, map] of [['tokenformer_norm_slots', c.normSlots], ['tokenformer_layer_slots', c.layerSlots ?? {}]] as const) {
+    for (const [k, n] of Object.entries(map)) {
+      if (!isLayerPrefix(k, c.numLayers)) fail(source, prefixError(key, k, c.numLayers));
+      if (!Number.isSafeInteger(n) || n < 1) fail(source, `${key}[${show(k)}] must be a positive integer, got ${show(n)}`);
+    }
+  }
+  for (const l of pattentionLayers(c)) {
+    const pinned = Object.hasOwn(c.normSlots, l.prefix) ? c.normSlots[l.prefix] : undefined;
+    if (pinned === undefined || pinned <= l.n) continue;
+    const own = c.layerSlots !== undefined && Object.hasOwn(c.layerSlots, l.prefix);
+    fail(source, own
+      ? `tokenformer_layer_slots[${show(l.prefix)}] = ${l.n} is below the layer's pinned normalization count ${pinned} (tokenformer_norm_slots)`
+      : `tokenformer_norm_slots[${show(l.prefix)}] = ${pinned} exceeds the layer's token count ${l.n} (${l.kind}_slot_num)`);
   }
 }
 
@@ -234,7 +266,7 @@ function yamlNumber(n: number): string {
 
 /**
  * The config as YAML with the official `_` key spellings, plus vocab_size and (when non-empty)
- * tokenformer_norm_slots. `parseConfig(configToYaml(c))` gives back c. Written by hand: every
+ * tokenformer_layer_slots and tokenformer_norm_slots. `parseConfig(configToYaml(c))` gives back c. Written by hand: every
  * value is a number, boolean or fixed identifier, so no quoting is needed.
  */
 export function configToYaml(c: ModelConfig): string {
@@ -257,10 +289,15 @@ export function configToYaml(c: ModelConfig): string {
     `layernorm_epsilon: ${yamlNumber(c.eps)}`,
     `vocab_size: ${c.vocabSize}`,
   ];
-  const slots = Object.entries(c.normSlots);
-  if (slots.length > 0) {
-    lines.push('# our extension: the n inside sqrt(n) of each grown Pattention layer');
-    lines.push('tokenformer_norm_slots:');
+  const maps: [string, string, Record<string, number>][] = [
+    ['tokenformer_layer_slots', 'the token count n of each Pattention layer that differs from its kind', c.layerSlots ?? {}],
+    ['tokenformer_norm_slots', 'the n inside sqrt(n) of each grown Pattention layer', c.normSlots],
+  ];
+  for (const [key, what, map] of maps) {
+    const slots = Object.entries(map);
+    if (slots.length === 0) continue;
+    lines.push(`# our extension: ${what}`);
+    lines.push(`${key}:`);
     for (const [k, n] of slots) {
       if (!PREFIX_RE.test(k)) throw new UserError(`configToYaml: ${show(k)} is not a Pattention layer prefix`);
       lines.push(`  ${k}: ${n}`);

@@ -24,6 +24,13 @@ export interface ModelConfig {
    * Serialized as the config key `tokenformer_norm_slots` (our extension).
    */
   normSlots: Record<string, number>;
+  /**
+   * Per-layer token counts n, by official parameter-name prefix: a layer listed here has this
+   * many key/value tokens instead of its kind's count (qkvSlots, projSlots or ffnSlots); e.g.
+   * after growing single layers. Absent or {} = every layer has its kind's count.
+   * Serialized as the config key `tokenformer_layer_slots` (our extension).
+   */
+  layerSlots?: Record<string, number>;
 }
 
 /** head_dim = hidden / heads. */

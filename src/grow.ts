@@ -6,7 +6,9 @@
 
 import type { ModelConfig } from './config.ts';
 import { UserError } from './errors.ts';
-import { NORMAL_INIT_STD, normSlotsOf, pattentionLayers, valueInitStd, type PattentionKind, type PattentionLayer } from './params.ts';
+import {
+  KIND_FIELD, NORMAL_INIT_STD, normSlotsOf, pattentionLayers, valueInitStd, type PattentionKind, type PattentionLayer,
+} from './params.ts';
 import type { Rng } from './rng.ts';
 
 export type GrowInit = 'zero' | 'random';
@@ -14,10 +16,6 @@ export const GROW_INITS: readonly GrowInit[] = ['zero', 'random'];
 
 /** New total token counts per kind of Pattention layer (absent = unchanged). */
 export type GrowTargets = Partial<Record<PattentionKind, number>>;
-
-const KIND_FIELD: Record<PattentionKind, 'qkvSlots' | 'projSlots' | 'ffnSlots'> = {
-  qkv: 'qkvSlots', proj: 'projSlots', ffn: 'ffnSlots',
-};
 
 /** Throws unless `init` can preserve this variant's function (or is not meant to). */
 export function checkGrowInit(c: ModelConfig, init: GrowInit): void {
@@ -55,15 +53,30 @@ export function growPattention(
 }
 
 /**
- * Grows single layers: prefix → new token count. Returns the new tensors and normalization
- * counts of those layers. zero: the count stays at the layer's old value; random: it
- * becomes the new count (the official √n recomputed).
- * NOTE: ModelConfig holds one count per kind, so a model with one layer grown cannot be
- * described by a config yet; growModel grows every layer of a kind.
+ * `layerSlots` without the entries that equal their kind's count (those say nothing), or
+ * undefined when none is left; the config is rebuilt without the field then.
+ */
+function withLayerSlots(c: ModelConfig, layerSlots: Record<string, number>): ModelConfig {
+  const kinds = new Map(pattentionLayers({ ...c, layerSlots: undefined }).map((l) => [l.prefix, l.kind]));
+  const kept: Record<string, number> = {};
+  for (const [prefix, n] of Object.entries(layerSlots)) {
+    const kind = kinds.get(prefix);
+    if (kind === undefined || n !== c[KIND_FIELD[kind]]) kept[prefix] = n;
+  }
+  const { layerSlots: _old, ...rest } = c;
+  return Object.keys(kept).length > 0 ? { ...rest, layerSlots: kept } : rest;
+}
+
+/**
+ * Grows single layers: prefix → new total token count (≥ the layer's current one). Returns
+ * the grown config (the counts in `layerSlots`, i.e. tokenformer_layer_slots), the weights,
+ * and the normalization counts of the grown layers. zero: each grown layer's count stays
+ * pinned at its old value in `normSlots`; random: the pin is dropped (the official √n
+ * recomputed with the new count), and `normSlots` here reports the new count.
  */
 export function growLayers(
   c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, counts: Record<string, number>, init: GrowInit, rng: Rng,
-): { weights: Map<string, Float32Array>; normSlots: Record<string, number> } {
+): { config: ModelConfig; weights: Map<string, Float32Array>; normSlots: Record<string, number> } {
   checkGrowInit(c, init);
   const layers = pattentionLayers(c);
   for (const prefix of Object.keys(counts)) {
@@ -71,8 +84,10 @@ export function growLayers(
   }
   const out = new Map(weights);
   const normSlots: Record<string, number> = {};
+  const pins = { ...c.normSlots };
+  const layerSlots = { ...c.layerSlots };
   for (const l of layers) {
-    const nNew = counts[l.prefix];
+    const nNew = Object.hasOwn(counts, l.prefix) ? counts[l.prefix] : undefined;
     if (nNew === undefined || nNew === l.n) continue;
     const kName = `${l.prefix}.key_param_tokens`;
     const vName = `${l.prefix}.value_param_tokens`;
@@ -83,38 +98,38 @@ export function growLayers(
     out.set(kName, g.key);
     out.set(vName, g.value);
     normSlots[l.prefix] = init === 'zero' ? normSlotsOf(c, l.prefix) : nNew;
+    if (init === 'zero') pins[l.prefix] = normSlots[l.prefix];
+    else delete pins[l.prefix];
+    layerSlots[l.prefix] = nNew;
   }
-  return { weights: out, normSlots };
+  return { config: withLayerSlots({ ...c, normSlots: pins }, layerSlots), weights: out, normSlots };
 }
 
 /**
- * Grows every Pattention layer of the given kinds to the new totals. The returned config
- * has the new counts and, for zero init, `normSlots` pinning each grown layer's √n at its
- * old value (kept from an earlier zero growth); random init drops the pin.
+ * Grows every Pattention layer of the given kinds to the new totals (each must be ≥ the
+ * current count of every layer of that kind, single layers grown before included). The
+ * returned config has the new counts and, for zero init, `normSlots` pinning each grown
+ * layer's √n at its old value (kept from an earlier zero growth); random init drops the pin.
  */
 export function growModel(
   c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, targets: GrowTargets, init: GrowInit, rng: Rng,
 ): { config: ModelConfig; weights: Map<string, Float32Array> } {
   checkGrowInit(c, init);
   const counts: Record<string, number> = {};
+  const layers = pattentionLayers(c);
   for (const kind of Object.keys(targets) as PattentionKind[]) {
     const nNew = targets[kind]!;
-    const old = c[KIND_FIELD[kind]];
+    const old = Math.max(...layers.filter((l) => l.kind === kind).map((l) => l.n));
     if (!Number.isInteger(nNew) || nNew < old) {
       throw new UserError(`--${kind}-slots ${nNew} must be an integer ≥ the current ${old}`);
     }
   }
-  for (const l of pattentionLayers(c)) {
+  for (const l of layers) {
     const nNew = targets[l.kind];
     if (nNew !== undefined) counts[l.prefix] = nNew;
   }
   const g = growLayers(c, weights, counts, init, rng);
-  const normSlots = { ...c.normSlots };
-  for (const [prefix, n] of Object.entries(g.normSlots)) {
-    if (init === 'zero') normSlots[prefix] = n;
-    else delete normSlots[prefix];
-  }
-  const config: ModelConfig = { ...c, normSlots };
+  const config: ModelConfig = { ...g.config };
   for (const kind of Object.keys(targets) as PattentionKind[]) config[KIND_FIELD[kind]] = targets[kind]!;
-  return { config, weights: g.weights };
+  return { config: withLayerSlots(config, config.layerSlots ?? {}), weights: g.weights };
 }

@@ -46,15 +46,26 @@ export function finalLinearName(c: ModelConfig): string {
 export function blockPattentions(c: ModelConfig, i: number): PattentionLayer[] {
   const p = blockPrefix(i);
   const C = c.hiddenSize;
-  const qkv = (name: string): PattentionLayer =>
-    ({ prefix: `${p}.attention.${name}`, kind: 'qkv', n: c.qkvSlots, dIn: C, dOut: C });
+  const layer = (prefix: string, kind: PattentionKind): PattentionLayer =>
+    ({ prefix, kind, n: layerSlotsOf(c, prefix, kind), dIn: C, dOut: C });
   return [
-    qkv('query'),
-    qkv('key'),
-    qkv('value'),
-    { prefix: `${p}.attention.proj`, kind: 'proj', n: c.projSlots, dIn: C, dOut: C },
-    { prefix: `${p}.mlp`, kind: 'ffn', n: c.ffnSlots, dIn: C, dOut: C },
+    layer(`${p}.attention.query`, 'qkv'),
+    layer(`${p}.attention.key`, 'qkv'),
+    layer(`${p}.attention.value`, 'qkv'),
+    layer(`${p}.attention.proj`, 'proj'),
+    layer(`${p}.mlp`, 'ffn'),
   ];
+}
+
+/** The config field holding each kind's token count. */
+export const KIND_FIELD: Record<PattentionKind, 'qkvSlots' | 'projSlots' | 'ffnSlots'> = {
+  qkv: 'qkvSlots', proj: 'projSlots', ffn: 'ffnSlots',
+};
+
+/** A layer's token count n: its `layerSlots` entry, else its kind's count. */
+export function layerSlotsOf(c: ModelConfig, prefix: string, kind: PattentionKind): number {
+  const own = c.layerSlots && Object.hasOwn(c.layerSlots, prefix) ? c.layerSlots[prefix] : undefined;
+  return own ?? c[KIND_FIELD[kind]];
 }
 
 export function pattentionLayers(c: ModelConfig): PattentionLayer[] {
@@ -65,7 +76,7 @@ export function pattentionLayers(c: ModelConfig): PattentionLayer[] {
 
 /** The n inside √n for a layer: fixed at creation, kept when tokens are appended. */
 export function normSlotsOf(c: ModelConfig, prefix: string): number {
-  const fixed = c.normSlots[prefix];
+  const fixed = Object.hasOwn(c.normSlots, prefix) ? c.normSlots[prefix] : undefined;
   if (fixed !== undefined) return fixed;
   const layer = pattentionLayers(c).find((l) => l.prefix === prefix);
   if (!layer) throw new UserError(`no Pattention layer named '${prefix}'`);

@@ -12,6 +12,7 @@ import {
 } from '../src/config-parse.ts';
 import { type ModelConfig, rotaryDim } from '../src/config.ts';
 import { UserError } from '../src/errors.ts';
+import { paramSpecs, pattentionLayers } from '../src/params.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'official-configs');
 const official = (f: string) => readFileSync(join(DIR, f), 'utf8');
@@ -102,6 +103,21 @@ describe('config defaults and extension keys', () => {
     expect(c.normSlots).toEqual({ 'sequential.2.attention.query': 4, 'sequential.3.mlp': 12 });
   });
 
+  it('reads tokenformer_layer_slots (per-layer token counts) into the parameter shapes', () => {
+    const c = configFromObject({
+      ...base, 'tokenformer-layer-slots': { 'sequential.3.mlp': 40, 'sequential.2.attention.value': 8 },
+      tokenformer_norm_slots: { 'sequential.3.mlp': 16 },
+    }, 'c');
+    expect(c.layerSlots).toEqual({ 'sequential.3.mlp': 40, 'sequential.2.attention.value': 8 });
+    const shape = (name: string) => paramSpecs(c).find((s) => s.name === name)!.shape;
+    expect(shape('sequential.3.mlp.key_param_tokens')).toEqual([40, 32]);
+    expect(shape('sequential.3.mlp.value_param_tokens')).toEqual([40, 32]);
+    expect(shape('sequential.2.mlp.key_param_tokens')).toEqual([16, 32]);
+    expect(shape('sequential.3.attention.value.key_param_tokens')).toEqual([8, 32]);
+    expect(configFromObject({ ...base, tokenformer_layer_slots: {} }, 'c')).toEqual(configFromObject(base, 'c'));
+    expect(configFromObject({ ...base, tokenformer_layer_slots: {} }, 'c')).not.toHaveProperty('layerSlots');
+  });
+
   it('takes vocab_size from the weights when absent, and rejects a disagreement', () => {
     const { vocab_size: _, ...noVocab } = base;
     expect(configFromObject(noVocab, 'c', { vocabFromWeights: 77 }).vocabSize).toBe(77);
@@ -140,6 +156,19 @@ describe('invalid configs: one clear UserError each', () => {
     ['attention layer count', { ...base, attention_config: [[['tokenformer'], 3]] }, /covers 3 layers but num_layers is 2/],
     ['norm slots prefix', { ...base, tokenformer_norm_slots: { 'sequential.9.mlp': 4 } }, /not a Pattention layer prefix/],
     ['norm slots value', { ...base, tokenformer_norm_slots: { 'sequential.2.mlp': 0 } }, /must be a positive integer/],
+    ['pin above the kind count', { ...base, tokenformer_norm_slots: { 'sequential.2.mlp': 17 } },
+      /tokenformer_norm_slots\["sequential.2.mlp"\] = 17 exceeds the layer's token count 16 \(ffn_slot_num\)/],
+    ['layer slots not a mapping', { ...base, tokenformer_layer_slots: [4] }, /tokenformer_layer_slots must be a mapping/],
+    ['layer slots prefix', { ...base, tokenformer_layer_slots: { 'sequential.4.mlp': 4 } },
+      /tokenformer_layer_slots key "sequential.4.mlp" is not a Pattention layer prefix/],
+    ['layer slots bad name', { ...base, tokenformer_layer_slots: { 'sequential.2.attention.dense': 4 } }, /not a Pattention layer prefix/],
+    ['layer slots zero', { ...base, tokenformer_layer_slots: { 'sequential.2.mlp': 0 } },
+      /tokenformer_layer_slots\["sequential.2.mlp"\] must be a positive integer, got 0/],
+    ['layer slots fraction', { ...base, tokenformer_layer_slots: { 'sequential.2.mlp': 2.5 } }, /must be a positive integer, got 2.5/],
+    ['layer slots string', { ...base, tokenformer_layer_slots: { 'sequential.2.mlp': '20' } }, /must be a positive integer, got "20"/],
+    ['layer slots below the pin', {
+      ...base, tokenformer_layer_slots: { 'sequential.3.attention.key': 6 }, tokenformer_norm_slots: { 'sequential.3.attention.key': 7 },
+    }, /tokenformer_layer_slots\["sequential.3.attention.key"\] = 6 is below the layer's pinned normalization count 7/],
     ['conflicting spellings', { ...base, 'hidden-size': 64 }, /hidden_size is given twice with different values/],
   ];
   for (const [label, raw, re] of cases) {
@@ -184,8 +213,17 @@ const configArb: fc.Arbitrary<ModelConfig> = fc.record({
   tied: fc.boolean(),
   eps: fc.double({ min: 1e-12, max: 1, noNaN: true }),
   vocabSize: fc.integer({ min: 1, max: 300_000 }),
-}).chain(({ headDim, ...r }) => fc.dictionary(prefixArb(r.numLayers), fc.integer({ min: 1, max: 5000 }), { maxKeys: 4 })
-  .map((normSlots) => ({ ...r, hiddenSize: headDim * r.numHeads, normSlots })))
+}).chain(({ headDim, ...r }) => fc.tuple(
+  fc.dictionary(prefixArb(r.numLayers), fc.integer({ min: 1, max: 5000 }), { maxKeys: 4 }),
+  fc.dictionary(prefixArb(r.numLayers), fc.integer({ min: 1, max: 5000 }), { maxKeys: 4 }),
+).map(([pins, layerSlots]): ModelConfig => {
+  const c: ModelConfig = { ...r, hiddenSize: headDim * r.numHeads, normSlots: {} };
+  if (Object.keys(layerSlots).length > 0) c.layerSlots = layerSlots;
+  // A pin never exceeds its layer's token count (growth only appends).
+  const n = new Map(pattentionLayers(c).map((l) => [l.prefix, l.n]));
+  for (const [k, v] of Object.entries(pins)) c.normSlots[k] = Math.min(v, n.get(k)!);
+  return c;
+}))
   .filter((c) => rotaryDim(c) % 2 === 0);
 
 describe('configToYaml', () => {
@@ -194,6 +232,7 @@ describe('configToYaml', () => {
     expect(parseConfig(text, 'rt')).toEqual(c);
     expect(text).not.toMatch(/^[a-z]+-/m);
     expect(text.includes('tokenformer_norm_slots')).toBe(Object.keys(c.normSlots).length > 0);
+    expect(text.includes('tokenformer_layer_slots')).toBe(c.layerSlots !== undefined);
   });
 
   it('writes official key spellings that a file round trip reads back', () => {
@@ -237,7 +276,7 @@ describe('config fuzz: anything malformed is a UserError', () => {
   test.prop([fc.string({ maxLength: 200 })], { numRuns: 300 })('random text', (text) => {
     only(() => parseConfig(text, 'f'));
   });
-  test.prop([fc.dictionary(fc.constantFrom(...Object.keys(base), 'norm', 'pos_emb', 'tokenformer_norm_slots', 'attention_config', 'rotary-pct'), fc.jsonValue({ maxDepth: 3 }))], { numRuns: 300 })(
+  test.prop([fc.dictionary(fc.constantFrom(...Object.keys(base), 'norm', 'pos_emb', 'tokenformer_norm_slots', 'tokenformer_layer_slots', 'attention_config', 'rotary-pct'), fc.jsonValue({ maxDepth: 3 }))], { numRuns: 300 })(
     'random values for the known keys', (over) => {
       only(() => configFromObject({ ...base, ...over }, 'f'));
     },

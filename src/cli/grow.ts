@@ -1,5 +1,6 @@
 // `tokenformer grow`: appends parameter tokens to every Pattention layer of the chosen kinds
-// and writes the grown config (with tokenformer_norm_slots) and weights; then measures how
+// and/or to single layers (--layer PREFIX=N), and writes the grown config (with
+// tokenformer_norm_slots and tokenformer_layer_slots) and weights; then measures how
 // much the outputs moved on a fixed text sample. Omits: growing a checkpoint's optimizer
 // state (the Trainer's grow() does that for a live run).
 
@@ -10,7 +11,7 @@ import type { ModelConfig } from '../config.ts';
 import { configToYaml, validateConfig } from '../config-parse.ts';
 import { writeFileAtomic } from '../atomic.ts';
 import { UserError } from '../errors.ts';
-import { GROW_INITS, growModel, type GrowInit, type GrowTargets } from '../grow.ts';
+import { GROW_INITS, growLayers, growModel, type GrowInit, type GrowTargets } from '../grow.ts';
 import { TokenFormer } from '../model.ts';
 import { paramSpecs } from '../params.ts';
 import { Rng } from '../rng.ts';
@@ -28,6 +29,7 @@ interface GrowOpts {
   qkvSlots?: number;
   projSlots?: number;
   ffnSlots?: number;
+  layer: Record<string, number>;
   init: string;
   seed: number;
   backend: string;
@@ -95,20 +97,34 @@ function intFlag(name: string) {
   };
 }
 
+/** --layer PREFIX=N, repeatable: collects prefix → new total token count. */
+function layerFlag(v: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^\s*([A-Za-z0-9_.]+)\s*=\s*(\d+)\s*$/.exec(v);
+  const n = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isSafeInteger(n)) throw new UserError(`--layer expects PREFIX=N (e.g. sequential.2.mlp=64), got '${v}'`);
+  if (Object.hasOwn(prev, m[1])) throw new UserError(`--layer ${m[1]} is given twice`);
+  return { ...prev, [m[1]]: n };
+}
+
 async function growCmd(o: GrowOpts): Promise<void> {
   if (!GROW_INITS.includes(o.init as GrowInit)) throw new UserError(`--init must be zero or random, got '${o.init}'`);
   const targets: GrowTargets = {};
   if (o.qkvSlots !== undefined) targets.qkv = o.qkvSlots;
   if (o.projSlots !== undefined) targets.proj = o.projSlots;
   if (o.ffnSlots !== undefined) targets.ffn = o.ffnSlots;
-  if (Object.keys(targets).length === 0) throw new UserError('nothing to grow: give --qkv-slots, --proj-slots and/or --ffn-slots');
+  if (Object.keys(targets).length === 0 && Object.keys(o.layer).length === 0) {
+    throw new UserError('nothing to grow: give --qkv-slots, --proj-slots, --ffn-slots and/or --layer PREFIX=N');
+  }
   const { config, weights } = readModelFiles(o.config, o.weights);
-  const g = growModel(config, weights, targets, o.init as GrowInit, new Rng(o.seed));
+  const rng = new Rng(o.seed);
+  const byKind = growModel(config, weights, targets, o.init as GrowInit, rng);
+  const g = growLayers(byKind.config, byKind.weights, o.layer, o.init as GrowInit, rng);
   validateConfig(g.config, o.outConfig);
   const tensors = new Map(paramSpecs(g.config).map((s) => [s.name, { shape: s.shape, data: g.weights.get(s.name)! }]));
   writeSafetensorsAtomic(o.outWeights, tensors, { format: 'pt' });
   writeFileAtomic(o.outConfig, configToYaml(g.config));
-  const sizes = `qkv ${config.qkvSlots}→${g.config.qkvSlots}, proj ${config.projSlots}→${g.config.projSlots}, ffn ${config.ffnSlots}→${g.config.ffnSlots}`;
+  const single = Object.entries(o.layer).map(([p, n]) => `, ${p} →${n}`).join('');
+  const sizes = `qkv ${config.qkvSlots}→${g.config.qkvSlots}, proj ${config.projSlots}→${g.config.projSlots}, ffn ${config.ffnSlots}→${g.config.ffnSlots}${single}`;
   process.stdout.write(`grew ${sizes} (init ${o.init}, seed ${o.seed}) → ${o.outConfig}, ${o.outWeights}\n`);
   if (!o.check) return;
   const be = await loadBackend(o.backend);
@@ -124,14 +140,15 @@ async function growCmd(o: GrowOpts): Promise<void> {
 
 export function registerGrow(program: Command): void {
   program.command('grow')
-    .description('append parameter tokens to every Pattention layer of the given kinds (function-preserving with --init zero)')
+    .description('append parameter tokens to the Pattention layers of the given kinds or single layers (function-preserving with --init zero)')
     .requiredOption('--config <path>', 'model config (YAML or JSON)')
     .requiredOption('--weights <path>', 'weights (.safetensors)')
-    .requiredOption('--out-config <path>', 'grown config (YAML, with tokenformer_norm_slots)')
+    .requiredOption('--out-config <path>', 'grown config (YAML, with tokenformer_norm_slots / tokenformer_layer_slots)')
     .requiredOption('--out-weights <path>', 'grown weights (.safetensors)')
     .option('--qkv-slots <n>', 'new token count of the query/key/value layers', intFlag('qkv-slots'))
     .option('--proj-slots <n>', 'new token count of the attention output layers', intFlag('proj-slots'))
     .option('--ffn-slots <n>', 'new token count of the FFN layers', intFlag('ffn-slots'))
+    .option('--layer <prefix=n>', 'new token count of one layer, e.g. sequential.2.mlp=64 (repeatable; after the kinds)', layerFlag, {})
     .option('--init <zero|random>', 'zero: new keys 0, √n pinned (preserves the function); random: official recipe', 'zero')
     .option('--seed <s>', 'seed of the new values (and keys with random)', intFlag('seed'), 0)
     .option('--backend <name>', 'backend for the outputs check', 'cpu')

@@ -1,13 +1,23 @@
 // Growth properties on the CPU reference (fast-check over small configs, weights, inputs and
 // growth amounts): zero init keeps logits, loss and old gradients, new keys get gradients,
-// two growth steps = one; random init moves the outputs; softmax refuses zero init.
+// two growth steps = one, also for single layers (tokenformer_layer_slots), whose config
+// round-trips through YAML and trains; random init moves the outputs; softmax refuses zero
+// init; `tokenformer grow --layer` end to end.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { createCpuBackend } from '../../backends/cpu.ts';
 import type { ModelConfig } from '../../src/config.ts';
+import { configToYaml, parseConfig, readConfigFile, validateConfig } from '../../src/config-parse.ts';
 import { growLayers, growModel, type GrowTargets } from '../../src/grow.ts';
+import { readSafetensors, writeSafetensorsAtomic } from '../../src/safetensors.ts';
+import { Trainer } from '../../src/train/trainer.ts';
+import { tinyArgs, tinyCorpus } from './helpers.ts';
 import { TokenFormer } from '../../src/model.ts';
-import { initParams, pattentionLayers } from '../../src/params.ts';
+import { initParams, paramSpecs, pattentionLayers } from '../../src/params.ts';
 import { Rng } from '../../src/rng.ts';
 import { arbConfigWith } from '../helpers/tiny.ts';
 
@@ -62,25 +72,78 @@ function targets(c: ModelConfig, add: [number, number, number]): GrowTargets {
   return { qkv: c.qkvSlots + add[0], proj: c.projSlots + add[1], ffn: c.ffnSlots + add[2] };
 }
 
+function tinyConfigT(): ModelConfig {
+  return {
+    numLayers: 1, hiddenSize: 16, numHeads: 2, qkvSlots: 8, projSlots: 8, ffnSlots: 16, maxPositions: 64, rotaryPct: 0.5,
+    rotaryBase: 10000, variant: 'l2_norm_gelu', tied: true, eps: 1e-5, vocabSize: 256, normSlots: {},
+  };
+}
+
+/** Zero growth of r.c into g: logits, loss and old gradients kept; new keys get gradients; pins = old counts. */
+async function expectPreserved(
+  r: { c: ModelConfig; B: number; T: number }, before: Run, g: { config: ModelConfig; weights: Map<string, Float32Array> },
+  x: Int32Array, y: Int32Array,
+): Promise<void> {
+  const after = await run(g.config, g.weights, x, y, r.B, r.T);
+  expectClose(before.logits, after.logits, 'logits');
+  expect(Math.abs(after.loss - before.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(before.loss));
+  for (const [name, gOld] of before.grads) expectClose(gOld, after.grads.get(name)!, `grad ${name}`);
+  let grown = 0;
+  for (const l of pattentionLayers(g.config)) {
+    const nOld = pattentionLayers(r.c).find((o) => o.prefix === l.prefix)!.n;
+    if (l.n === nOld) continue;
+    grown++;
+    // Whenever the layer's output gets any gradient (seen through its old values' gradient
+    // Aᵀ·dOut), the new keys get one: dS_new = Θ′(0)·dOut·V_newᵀ·(√n/‖S‖) ≠ 0.
+    const dVOld = after.grads.get(`${l.prefix}.value_param_tokens`)!.subarray(0, nOld * l.dOut);
+    const dK = after.grads.get(`${l.prefix}.key_param_tokens`)!.subarray(nOld * l.dIn);
+    if (dVOld.some((v) => v !== 0)) expect(dK.some((v) => v !== 0), `new keys of ${l.prefix} have a gradient`).toBe(true);
+    expect(g.config.normSlots[l.prefix]).toBe(nOld);
+  }
+  expect(grown).toBeGreaterThan(0);
+}
+
 describe('growth with zero init', () => {
   test.prop([arbCase], { numRuns: 25 })('keeps logits, loss and old gradients; new keys get gradients', async (r) => {
     const { w, x, y } = setup(r);
     const before = await run(r.c, w, x, y, r.B, r.T);
     const g = growModel(r.c, w, targets(r.c, r.add), 'zero', new Rng(r.seed + 1));
-    const after = await run(g.config, g.weights, x, y, r.B, r.T);
-    expectClose(before.logits, after.logits, 'logits');
-    expect(Math.abs(after.loss - before.loss)).toBeLessThanOrEqual(1e-6 * Math.abs(before.loss));
-    for (const [name, gOld] of before.grads) expectClose(gOld, after.grads.get(name)!, `grad ${name}`);
-    for (const l of pattentionLayers(g.config)) {
-      const nOld = pattentionLayers(r.c).find((o) => o.prefix === l.prefix)!.n;
-      if (l.n === nOld) continue;
-      // Whenever the layer's output gets any gradient (seen through its old values' gradient
-      // Aᵀ·dOut), the new keys get one: dS_new = Θ′(0)·dOut·V_newᵀ·(√n/‖S‖) ≠ 0.
-      const dVOld = after.grads.get(`${l.prefix}.value_param_tokens`)!.subarray(0, nOld * l.dOut);
-      const dK = after.grads.get(`${l.prefix}.key_param_tokens`)!.subarray(nOld * l.dIn);
-      if (dVOld.some((v) => v !== 0)) expect(dK.some((v) => v !== 0), `new keys of ${l.prefix} have a gradient`).toBe(true);
-      expect(g.config.normSlots[l.prefix]).toBe(nOld);
-    }
+    expect(g.config.layerSlots).toBeUndefined();
+    await expectPreserved(r, before, g, x, y);
+  });
+
+  test.prop([arbCase, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 6 })), { minLength: 1, maxLength: 4 })], { numRuns: 25 })(
+    'single layers: keeps outputs and old gradients, new keys learn, config round-trips and trains', async (r, picks) => {
+      const { w, x, y } = setup(r);
+      const before = await run(r.c, w, x, y, r.B, r.T);
+      const layers = pattentionLayers(r.c);
+      const counts: Record<string, number> = {};
+      for (const [i, add] of picks) counts[layers[i % layers.length].prefix] = layers[i % layers.length].n + add;
+      const g = growLayers(r.c, w, counts, 'zero', new Rng(r.seed + 1));
+      expect(g.config.layerSlots).toEqual(counts);
+      validateConfig(g.config, 'grown');
+      expect(parseConfig(configToYaml(g.config), 'rt')).toEqual(g.config);
+      for (const s of paramSpecs(g.config)) expect(g.weights.get(s.name)!.length).toBe(s.shape.reduce((a, b) => a * b, 1));
+      await expectPreserved(r, before, g, x, y);
+      // Growing a second time, by kind, covers the single layers (each kind count ≥ theirs).
+      const kinds = targets(r.c, [6, 6, 9]);
+      const twice = growModel(g.config, g.weights, kinds, 'zero', new Rng(3));
+      expect(twice.config.layerSlots).toBeUndefined();
+      expectClose(before.logits, (await run(twice.config, twice.weights, x, y, r.B, r.T)).logits, 'single then kinds');
+    });
+
+  it('a model grown in single layers trains (Trainer.grow, then steps)', async () => {
+    const t = Trainer.fresh(be, tinyConfigT(), null, tinyArgs({ steps: 3, evalEvery: 0 }), tinyCorpus());
+    await t.run();
+    const before = await t.evaluate();
+    const g = growLayers(t.config, await t.model.toHost(), { 'sequential.2.mlp': 24, 'sequential.2.attention.key': 11 }, 'zero', new Rng(1));
+    await t.grow(g.config, g.weights);
+    expect(await t.evaluate()).toBe(before);
+    const p = await t.trainStep();
+    expect(Number.isFinite(p.loss!)).toBe(true);
+    const host = await t.model.toHost();
+    expect(host.get('sequential.2.mlp.key_param_tokens')!.subarray(16 * 16).some((v) => v !== 0)).toBe(true);
+    expect(host.get('sequential.2.attention.key.value_param_tokens')!.length).toBe(11 * 16);
   });
 
   test.prop([arbCase], { numRuns: 15 })('growing in two steps preserves outputs as growing once does', async (r) => {
@@ -133,9 +196,57 @@ describe('growth', () => {
     expect(g.normSlots).toEqual({ 'sequential.3.attention.proj': 6 });
   });
 
+  it('grows a single layer into a config that describes it', () => {
+    const g = growLayers(c, w, { 'sequential.3.attention.proj': 9 }, 'zero', new Rng(1));
+    expect(g.config.layerSlots).toEqual({ 'sequential.3.attention.proj': 9 });
+    expect(g.config.normSlots).toEqual({ 'sequential.3.attention.proj': 6 });
+    expect(g.config.projSlots).toBe(6);
+    const r = growLayers(g.config, g.weights, { 'sequential.3.attention.proj': 12 }, 'random', new Rng(1));
+    expect(r.config.layerSlots).toEqual({ 'sequential.3.attention.proj': 12 });
+    expect(r.config.normSlots).toEqual({});
+    // Growing the kind to the layer's count folds the entry back into proj_slot_num.
+    const k = growModel(g.config, g.weights, { proj: 9 }, 'zero', new Rng(1));
+    expect(k.config.layerSlots).toBeUndefined();
+    expect(k.config.projSlots).toBe(9);
+    expect(k.config.normSlots).toEqual({ 'sequential.2.attention.proj': 6, 'sequential.3.attention.proj': 6 });
+    expect(() => growModel(g.config, g.weights, { proj: 8 }, 'zero', new Rng(1))).toThrow(/--proj-slots 8 must be an integer ≥ the current 9/);
+    expect(() => growLayers(g.config, g.weights, { 'sequential.3.attention.proj': 8 }, 'zero', new Rng(1))).toThrow(/≥ the current 9/);
+  });
+
   it('refuses shrinking, unknown layers and zero init for softmax', () => {
     expect(() => growModel(c, w, { qkv: 5 }, 'zero', new Rng(1))).toThrow(/≥ the current 6/);
     expect(() => growLayers(c, w, { 'sequential.9.mlp': 20 }, 'zero', new Rng(1))).toThrow(/no Pattention layer/);
     expect(() => growModel({ ...c, variant: 'softmax' }, w, { qkv: 12 }, 'zero', new Rng(1))).toThrow(/exp\(0\) = 1/);
+  });
+});
+
+describe('tokenformer grow --layer', () => {
+  const CLI = join(import.meta.dirname, 'fixtures', 'cli.ts');
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8' });
+
+  it('grows single layers end to end: outputs unchanged, config and weights agree', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-grow-layer-'));
+    const c = tinyConfigT();
+    writeFileSync(join(dir, 'c.yml'), configToYaml(c));
+    const w = initParams(c, new Rng(4));
+    writeSafetensorsAtomic(join(dir, 'w.safetensors'), new Map(paramSpecs(c).map((s) => [s.name, { shape: s.shape, data: w.get(s.name)! }])), { format: 'pt' });
+    const files = ['--config', join(dir, 'c.yml'), '--weights', join(dir, 'w.safetensors'),
+      '--out-config', join(dir, 'g.yml'), '--out-weights', join(dir, 'g.safetensors')];
+    const r = cli('grow', ...files, '--ffn-slots', '20', '--layer', 'sequential.2.mlp=32', '--layer', 'sequential.2.attention.value=12');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/sequential\.2\.mlp →32/);
+    expect(r.stdout).toMatch(/max \|Δlogit\| = 0\.000e\+0 \(bit-identical\)/);
+    const g = readConfigFile(join(dir, 'g.yml'));
+    expect(g.layerSlots).toEqual({ 'sequential.2.mlp': 32, 'sequential.2.attention.value': 12 });
+    expect(g.ffnSlots).toBe(20);
+    expect(g.normSlots).toEqual({ 'sequential.2.mlp': 16, 'sequential.2.attention.value': 8 });
+    expect(readFileSync(join(dir, 'g.yml'), 'utf8')).toMatch(/tokenformer_layer_slots:\n {2}sequential\.2\.attention\.value: 12\n {2}sequential\.2\.mlp: 32\n/);
+    expect(readSafetensors(join(dir, 'g.safetensors')).get('sequential.2.mlp.key_param_tokens')!.shape).toEqual([32, 16]);
+    for (const [bad, re] of [['sequential.2.mlp', /--layer expects PREFIX=N/], ['sequential.7.mlp=40', /no Pattention layer named/],
+      ['sequential.2.mlp=8', /≥ the current 16/]] as const) {
+      const e = cli('grow', ...files, '--layer', bad);
+      expect(e.status).not.toBe(0);
+      expect(e.stderr).toMatch(re);
+    }
   });
 });
