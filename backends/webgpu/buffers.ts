@@ -96,6 +96,52 @@ export class Mem {
     return { buffer: t.store.data, size };
   }
 
+  /**
+   * A binding of elements [lo, hi) of t: it starts at the aligned offset at or below lo
+   * (minStorageBufferOffsetAlignment), so the kernel indexes it from `shift` = lo − start.
+   */
+  window(t: GHandle, lo: number, hi: number): { bind: Binding; shift: number } {
+    check(!t.disposed, 'WebGPU: a disposed tensor was passed to a kernel');
+    const align = this.ctx.bindAlign;
+    const start = Math.floor((lo * 4) / align) * align;
+    const size = Math.max(4, hi * 4 - start);
+    this.ctx.checkBinding(size, `elements [${lo}, ${hi}) of a [${t.shape}] tensor`);
+    return { bind: { buffer: t.store.data, offset: start, size }, shift: lo - start / 4 };
+  }
+
+  /** Whether the whole of t fits one binding. */
+  fits(t: GHandle): boolean {
+    return t.size * 4 <= this.ctx.maxBinding;
+  }
+
+  /**
+   * Element ranges [lo, hi) of n elements, each a whole binding that starts aligned: chunks
+   * of maxBinding bytes (a multiple of the offset alignment, so every start is aligned).
+   */
+  ranges(n: number): [number, number][] {
+    const align = this.ctx.bindAlign;
+    const per = (Math.floor(this.ctx.maxBinding / align) * align) / 4;
+    const out: [number, number][] = [];
+    for (let lo = 0; lo < n; lo += per) out.push([lo, Math.min(n, lo + per)]);
+    if (out.length === 0) out.push([0, 0]);
+    return out;
+  }
+
+  /**
+   * Row ranges [r0, r1) of `rows` rows of `cols` elements whose windows (mem.window, up to
+   * one alignment of slack before the first row) each fit one binding; a single range when
+   * the whole tensor fits. Throws WebGPUError when one row alone does not fit.
+   */
+  rowRanges(rows: number, cols: number, what: string): [number, number][] {
+    const max = this.ctx.maxBinding;
+    if (rows * cols * 4 <= max) return [[0, rows]];
+    const per = Math.floor((max - this.ctx.bindAlign + 4) / Math.max(1, cols * 4));
+    if (per < 1) this.ctx.checkBinding(cols * 4 + this.ctx.bindAlign - 4, `a row of ${what}`);
+    const out: [number, number][] = [];
+    for (let r = 0; r < rows; r += per) out.push([r, Math.min(rows, r + per)]);
+    return out;
+  }
+
   upload(data: Float32Array | Int32Array, shape: Shape, dtype: DType): GHandle {
     check(data.length === numel(shape), () => `upload: ${data.length} values for shape [${shape}]`);
     // Pooled buffers may still be named by encoded, unsubmitted commands; writeBuffer runs

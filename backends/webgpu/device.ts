@@ -107,6 +107,9 @@ export class GpuContext {
   readonly maxGroups: number;
   style: KernelStyle;
   private readonly uniformAlign: number;
+  /** minStorageBufferOffsetAlignment (bytes): where a sub-range binding may start. */
+  readonly bindAlign: number;
+  private bindingLimit: number;
   private readonly arena: GPUBuffer;
   private readonly groups: BindGroupCache;
   private readonly arenaHost = new ArrayBuffer(ARENA_BYTES);
@@ -135,6 +138,9 @@ export class GpuContext {
     this.cpuAdapter = isCpuAdapter(description);
     this.maxPending = this.cpuAdapter ? MAX_PENDING_CPU : MAX_PENDING_GPU;
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
+    this.bindAlign = Math.max(16, device.limits.minStorageBufferOffsetAlignment);
+    this.bindingLimit = device.limits.maxStorageBufferBindingSize;
+    this.maxBinding = Number(process.env.TOKENFORMER_WEBGPU_MAX_BINDING ?? 0);
     void device.lost.then((info) => {
       if (!this.destroyed) this.fail(`WebGPU device lost (${info.reason}): ${info.message}`);
     });
@@ -183,12 +189,25 @@ export class GpuContext {
     return this.device.createBuffer({ size, usage });
   }
 
-  /** Checks a storage binding against maxStorageBufferBindingSize. */
+  /**
+   * The largest storage binding kernels may use: the device's maxStorageBufferBindingSize,
+   * or less (TOKENFORMER_WEBGPU_MAX_BINDING at creation, or set at run time) to test the
+   * split paths; clamped to [4 × bindAlign, the device limit] and rounded to bindAlign.
+   */
+  get maxBinding(): number {
+    return this.bindingLimit;
+  }
+  set maxBinding(bytes: number) {
+    const real = this.device.limits.maxStorageBufferBindingSize;
+    const b = Number.isFinite(bytes) && bytes > 0 ? Math.min(bytes, real) : real;
+    this.bindingLimit = b === real ? real : Math.max(4 * this.bindAlign, Math.floor(b / this.bindAlign) * this.bindAlign);
+  }
+
+  /** Checks a storage binding against maxBinding. */
   checkBinding(bytes: number, what: string): void {
-    const max = this.device.limits.maxStorageBufferBindingSize;
-    if (bytes > max) {
+    if (bytes > this.bindingLimit) {
       throw new WebGPUError(
-        `WebGPU: ${what} needs a ${bytes}-byte binding, over maxStorageBufferBindingSize (${max})`,
+        `WebGPU: ${what} needs a ${bytes}-byte binding, over maxStorageBufferBindingSize (${this.bindingLimit})`,
       );
     }
   }

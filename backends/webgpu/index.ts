@@ -30,6 +30,11 @@ export type WebGPUBackend = Backend<GHandle> & {
   sync(): Promise<void>;
   /** The kernel layout in use ('cpu' on CPU-emulated adapters); settable to compare both. */
   style: KernelStyle;
+  /**
+   * The largest storage binding kernels use (bytes): the device's maxStorageBufferBindingSize
+   * unless lowered (TOKENFORMER_WEBGPU_MAX_BINDING, or set here) to exercise the split paths.
+   */
+  maxBinding: number;
   /** Per-kernel GPU timing (timestamp queries), for tuning; false if the adapter lacks it. */
   startProfile(): boolean;
   stopProfile(): Promise<Map<string, KernelTime>>;
@@ -82,6 +87,13 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
     sync: () => ctx.sync(),
     startProfile: () => ctx.startProfile(),
     stopProfile: () => ctx.stopProfile(),
+    get maxBinding() {
+      return ctx.maxBinding;
+    },
+    set maxBinding(bytes: number) {
+      ctx.flush();
+      ctx.maxBinding = bytes;
+    },
     get style() {
       return ctx.style;
     },

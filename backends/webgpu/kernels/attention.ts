@@ -33,9 +33,13 @@ function dims(q: GHandle, k: GHandle, v: GHandle): Dims {
   return { B, T, H, D };
 }
 
-/** Whether the strided path applies (the subgroup kernel on every product). */
+/**
+ * Whether the strided path applies (the subgroup kernel on every product). Scores over the
+ * binding limit take the composition, whose matmuls and softmax split (matmul_split.ts).
+ */
 function strided(env: Env, d: Dims): boolean {
-  return env.ctx.style === 'cpu' && env.ctx.subgroup8 && d.T % 4 === 0 && d.D % 4 === 0 && d.T > 0 && d.D > 0;
+  const fits = d.B * d.H * d.T * d.T * 4 <= env.ctx.maxBinding && d.B * d.T * d.H * d.D * 4 <= env.ctx.maxBinding;
+  return env.ctx.style === 'cpu' && env.ctx.subgroup8 && d.T % 4 === 0 && d.D % 4 === 0 && d.T > 0 && d.D > 0 && fits;
 }
 
 /** Head h of batch b of a (B, T, H, D) tensor, as a (T, D) matrix. */

@@ -43,10 +43,15 @@ const ADD4 = addDef(true);
 /** y = a + b, equal shapes; vec4 loads when the size allows (4× fewer memory ops). */
 export function add(env: Env, a: GHandle, b: GHandle): GHandle {
   sameShape(a, b, 'add');
-  const y = env.mem.alloc(a.shape);
+  const { mem } = env;
+  const y = mem.alloc(a.shape);
   const vec = a.size % 4 === 0;
-  const n = vec ? a.size / 4 : a.size;
-  runElems(env, vec ? ADD4 : ADD, [env.mem.bind(a), env.mem.bind(b), env.mem.bind(y)], [n], Math.ceil(n / PER));
+  // Over the binding limit: aligned element ranges, one dispatch each (mem.ranges).
+  for (const [lo, hi] of mem.ranges(a.size)) {
+    const n = vec ? (hi - lo) / 4 : hi - lo;
+    const binds = [a, b, y].map((t) => mem.window(t, lo, hi).bind);
+    runElems(env, vec ? ADD4 : ADD, binds, [n], Math.ceil(n / PER));
+  }
   return y;
 }
 

@@ -13,6 +13,7 @@ import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_GELU, type Env } from './common.ts';
 import { TRANSPOSE_WGSL, rowcast4WGSL, rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
+import { matmulSplit } from './matmul_split.ts';
 import { dense, sgApplies, sgGrid, sgParams, sgShape, subgroupWGSL, type SgShape, type Strided } from './matmul_subgroup.ts';
 
 /** A prologue on A's elements: Θ of `variant`, from per-row stats of the stored A. */
@@ -32,17 +33,28 @@ function xformExpr(x: AXform): string {
   return 'v';
 }
 
-function matmulWGSL(transA: boolean, transB: boolean, xf: AXform): string {
+/**
+ * strided: the split form (matmul_split.ts): one matrix per dispatch, each operand from an
+ * element offset with its own row stride (a block of a larger matrix); accumulate: C += A·B.
+ */
+export function matmulWGSL(transA: boolean, transB: boolean, xf: AXform, strided = false, accumulate = false): string {
+  const [ldA, ldB, ldC] = strided ? ['p.ldA', 'p.ldB', 'p.ldC'] : [transA ? 'p.M' : 'p.K', transB ? 'p.K' : 'p.N', 'p.N'];
   // Element (m, k) of op(A) sits at row r / column c of the stored matrix.
-  const aIdx = transA ? 'k * p.M + m' : 'm * p.K + k';
+  const aIdx = transA ? `k * ${ldA} + m` : `m * ${ldA} + k`;
   const aRow = transA ? 'k' : 'm';
-  const bIdx = transB ? 'n * p.K + k' : 'k * p.N + n';
+  const bIdx = transB ? `n * ${ldB} + k` : `k * ${ldB} + n`;
   // Thread → tile element maps, coalesced along the stored contiguous dim.
   const aMap = transA ? ['e % 64u', 'e / 64u'] : ['e / 16u', 'e % 16u']; // [mm, kk]
   const bMap = transB ? ['e / 16u', 'e % 16u'] : ['e % 64u', 'e / 64u']; // [nn, kk]
   const stats = xf === 'none' ? '' : '@group(0) @binding(4) var<storage, read> st: array<vec2<f32>>;';
+  const struct = strided
+    ? 'struct P { M: u32, N: u32, K: u32, oA: u32, oB: u32, oC: u32, ldA: u32, ldB: u32, ldC: u32, p0: u32, p1: u32, p2: u32 }'
+    : 'struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }';
+  const bases = strided
+    ? 'let aBase = p.oA;\n  let bBase = p.oB;\n  let cBase = p.oC;'
+    : 'let z = wid.z + p.z0;\n  let aBase = z * p.sA;\n  let bBase = z * p.sB;\n  let cBase = z * p.sC;';
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, z0: u32, pad: u32 }
+${struct}
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -65,10 +77,7 @@ fn load_b(base: u32, k: u32, n: u32) -> f32 {
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let z = wid.z + p.z0;
-  let aBase = z * p.sA;
-  let bBase = z * p.sB;
-  let cBase = z * p.sC;
+  ${bases}
   let m0 = wid.y * 64u;
   let n0 = wid.x * 64u;
   let tid = lid.y * 16u + lid.x;
@@ -102,9 +111,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i = i + 1u) {
     if (row + i < p.M) {
-      let o = cBase + (row + i) * p.N + col;
+      let o = cBase + (row + i) * ${ldC} + col;
       for (var j = 0u; j < 4u; j = j + 1u) {
-        if (col + j < p.N) { c[o + j] = acc[i][j]; }
+        if (col + j < p.N) { c[o + j] = ${accumulate ? 'c[o + j] + ' : ''}acc[i][j]; }
       }
     }
   }
@@ -205,6 +214,8 @@ export function matmulInto(
   env: Env, c: GHandle, a: GHandle, b: GHandle, d: MatmulDims, xf: AXform = 'none', stats?: GHandle,
 ): void {
   const { ctx, mem } = env;
+  // An operand over the binding limit: blocks of windows (matmul_split.ts).
+  if (xf === 'none' && !(mem.fits(a) && mem.fits(b) && mem.fits(c))) return matmulSplit(env, c, a, b, d);
   if (ctx.style === 'cpu' && xf === 'none') {
     return ctx.subgroup8 && sgApplies(d) ? subgroupInto(env, c, a, b, d) : rowcastInto(env, c, a, b, d);
   }

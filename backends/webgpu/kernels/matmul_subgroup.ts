@@ -69,8 +69,9 @@ export function sgAligned(...ops: Strided[]): boolean {
  * Each loop iteration takes 4 k steps: the 4 products of an accumulator are summed first and
  * added once (llvmpipe masks every write to a loop-carried variable with a blend, and the
  * accumulators spill: one write per 4 products measured 1.1–1.4× faster).
+ * accumulate: C += op(A)·op(B) (the K ranges of matmul_split.ts after the first).
  */
-export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): string {
+export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape, accumulate = false): string {
   const { RS, G, lanes } = s;
   const R = 8 * RS;
   const pre: string[] = [];
@@ -106,7 +107,8 @@ export function subgroupWGSL(transA: boolean, transB: boolean, s: SgShape): stri
   for (let r = 0; r < R; r++) {
     store.push(`if (m0 + ${r}u < p.M) {`);
     for (let g = 0; g < G; g++) {
-      store.push(`  if (nb + ${g * lanes}u < N4) { c[cBase4 + (m0 + ${r}u) * ldC4 + nb + ${g * lanes}u] = c${r}_${g}; }`);
+      const ci = `cBase4 + (m0 + ${r}u) * ldC4 + nb + ${g * lanes}u`;
+      store.push(`  if (nb + ${g * lanes}u < N4) { c[${ci}] = ${accumulate ? `c[${ci}] + ` : ''}c${r}_${g}; }`);
     }
     store.push('}');
   }

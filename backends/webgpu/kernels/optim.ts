@@ -55,13 +55,16 @@ export function adamw(
   const stores = new Set([param.store, grad.store, m.store, v.store]);
   check(stores.size === 4, 'adamw: param, grad, m and v must be distinct tensors');
   const { mem } = env;
-  const binds = [mem.bind(param), mem.bind(grad), mem.bind(m), mem.bind(v)];
-  if (clip) binds.push(mem.bind(gradNormSq!));
   const vec = param.size % 4 === 0; // vec4 loads: 4× fewer memory ops
-  const n = vec ? param.size / 4 : param.size;
-  const params = [
-    n, p.lr, p.beta1, p.beta2, p.eps, 1 - p.lr * p.weightDecay,
+  const rest = [
+    p.lr, p.beta1, p.beta2, p.eps, 1 - p.lr * p.weightDecay,
     1 - Math.pow(p.beta1, p.step), 1 - Math.pow(p.beta2, p.step), p.gradScale, p.maxGradNorm,
   ];
-  runElems(env, DEFS[(clip ? 2 : 0) + (vec ? 1 : 0)], binds, params, Math.ceil(n / PER));
+  // Over the binding limit: aligned element ranges, one dispatch each (mem.ranges).
+  for (const [lo, hi] of mem.ranges(param.size)) {
+    const binds = [param, grad, m, v].map((t) => mem.window(t, lo, hi).bind);
+    if (clip) binds.push(mem.bind(gradNormSq!));
+    const n = vec ? (hi - lo) / 4 : hi - lo;
+    runElems(env, DEFS[(clip ? 2 : 0) + (vec ? 1 : 0)], binds, [n, ...rest], Math.ceil(n / PER));
+  }
 }

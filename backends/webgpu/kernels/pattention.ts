@@ -36,7 +36,8 @@ export function pattention(
   matmulInto(env, s, x, k, { batch: 1, M: N, K: dIn, N: n, transA: false, transB: true, bBatched: false });
   const out = env.mem.alloc([...x.shape.slice(0, -1), dOut]);
   const mix = { batch: 1, M: N, K: n, N: dOut, transA: false, transB: false, bBatched: false };
-  if (!hasPrologue(env)) {
+  // The prologue needs whole bindings; over the limit Θ(S) is materialized (split matmuls).
+  if (!hasPrologue(env) || ![s, v, out].every((t) => env.mem.fits(t))) {
     const a = normAct(env, s, p); // (N, n) Θ(S), materialized
     matmulInto(env, out, a, v, mix);
     return { out, saved: { tensors: [s, a] } };

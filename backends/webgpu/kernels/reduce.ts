@@ -114,41 +114,62 @@ export function reduceFinal(env: Env, part: Binding, n: number, out: GHandle, sc
   env.ctx.run(FINAL, [part, env.mem.bind(out)], [n, scale], [1]);
 }
 
-/** [] = scale · Σ x (or Σ x²) over every element of every tensor. */
+/**
+ * [] = scale · Σ x (or Σ x²) over every element of every tensor. A tensor over the binding
+ * limit is read as aligned element ranges (mem.ranges), each a piece of its own.
+ */
 export function sumAll(env: Env, ts: readonly GHandle[], square: boolean, scale = 1): GHandle {
   const { mem, ctx } = env;
   const perLane = ctx.style === 'cpu';
-  const groups = ts.map((t) => Math.ceil(t.size / CHUNK));
+  const pieces: { bind: Binding; n: number }[] = [];
+  for (const t of ts) {
+    for (const [lo, hi] of mem.ranges(t.size)) pieces.push({ bind: mem.window(t, lo, hi).bind, n: hi - lo });
+  }
+  const groups = pieces.map((t) => Math.ceil(t.n / CHUNK));
   const total = groups.reduce((a, b) => a + b, 0) * (perLane ? 256 : 1);
   const part = mem.alloc([Math.max(1, total)]);
   const maxT = Math.min(8, ctx.device.limits.maxStorageBuffersPerShaderStage - 1);
+  const per = perLane ? 256 : 1;
+  const maxParts = (ctx.maxBinding - ctx.bindAlign) / 4; // partials one window of part holds
   let at = 0;
-  let batch: number[] = []; // indices of vec4 tensors waiting for one multi-tensor dispatch
+  let batch: number[] = []; // indices of vec4 pieces waiting for one multi-tensor dispatch
+  let batchParts = 0;
   const runBatch = () => {
     if (batch.length === 0) return;
     const ends: number[] = [];
     let g = 0;
     for (const i of batch) ends.push((g += groups[i]));
     const def = getMulti(square, perLane, batch.length);
-    const binds = [...batch.map((i) => mem.bind(ts[i])), mem.bind(part)];
-    ctx.run(def, binds, [at, ...batch.map((i) => ts[i].size / 4), ...ends], ctx.grid1D(g));
-    at += g * (perLane ? 256 : 1);
+    const wp = mem.window(part, at, at + g * per);
+    const binds = [...batch.map((i) => pieces[i].bind), wp.bind];
+    ctx.run(def, binds, [wp.shift, ...batch.map((i) => pieces[i].n / 4), ...ends], ctx.grid1D(g));
+    at += g * per;
     batch = [];
+    batchParts = 0;
   };
-  ts.forEach((t, i) => {
+  pieces.forEach((t, i) => {
     if (groups[i] === 0) return;
-    if (t.size % 4 === 0 && maxT >= 2) {
+    if (t.n % 4 === 0 && maxT >= 2) {
+      if (batchParts + groups[i] * per > maxParts) runBatch();
+      batchParts += groups[i] * per;
       batch.push(i);
       if (batch.length === maxT) runBatch();
       return;
     }
     runBatch();
-    const vec = t.size % 4 === 0;
-    const n = vec ? t.size / 4 : t.size;
-    ctx.run(getPartial(square, vec, perLane), [mem.bind(t), mem.bind(part)], [n, at], ctx.grid1D(groups[i]));
-    at += groups[i] * (perLane ? 256 : 1);
+    const vec = t.n % 4 === 0;
+    const n = vec ? t.n / 4 : t.n;
+    const wp = mem.window(part, at, at + groups[i] * per);
+    ctx.run(getPartial(square, vec, perLane), [t.bind, wp.bind], [n, wp.shift], ctx.grid1D(groups[i]));
+    at += groups[i] * per;
   });
   runBatch();
+  // More partials than one binding holds: sum them as a tensor of their own (≥ 8× fewer).
+  if (!mem.fits(part)) {
+    const out = sumAll(env, [part], false, scale);
+    mem.dispose(part);
+    return out;
+  }
   const out = mem.alloc([]);
   reduceFinal(env, mem.bind(part), total, out, scale);
   mem.dispose(part);

@@ -1,5 +1,6 @@
 // Causal softmax over the last dim of (…, T, T) scores, forward and backward, a workgroup or
 // an invocation per row (common.ts RowLayout); row i (i = row mod T) keeps columns j ≤ i (spec/ops/causal_softmax.md).
+// Scores over the binding limit are processed in ranges of rows (mem.rowRanges).
 // Omits: padding masks, key length ≠ query length.
 
 import { check as assert } from '../../../src/errors.ts';
@@ -36,16 +37,16 @@ function def(l: RowLayout, backward: boolean): Def {
   if (live) { ${loop('< p.T', 'pr[o + j] = select(0.0, exp(p.scale * s[o + j] - mx) / z, j <= t);')} }`;
   const { decls, main } = wgslRows(l);
   const wgsl = /* wgsl */ `
-struct P { rows: u32, T: u32, scale: f32, pad: u32 }
+struct P { rows: u32, T: u32, scale: f32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${binds}
 ${decls}
 ${main}
-  let t = row % p.T;
-  let o = row * p.T;
+  let t = (p.r0 + row) % p.T;
+  let o = p.lo + row * p.T;
   ${body}
 }`;
-  defs.set(key, (d = { key, params: 'uufu', wgsl }));
+  defs.set(key, (d = { key, params: 'uufuu', wgsl }));
   return d;
 }
 
@@ -58,9 +59,14 @@ function check(s: GHandle, op: string): { rows: number; T: number } {
 /** P = causal softmax of scale·s. */
 export function causalSoftmax(env: Env, s: GHandle, scale: number): GHandle {
   const { rows, T } = check(s, 'causalSoftmax');
-  const pr = env.mem.alloc(s.shape);
+  const { mem } = env;
+  const pr = mem.alloc(s.shape);
   const l = rowLayout(env, T);
-  runRows(env, def(l, false), [env.mem.bind(s), env.mem.bind(pr)], [rows, T, scale, 0], rows, l);
+  // Over the binding limit: ranges of rows, every tensor windowed alike (the same shift).
+  for (const [r0, r1] of mem.rowRanges(rows, T, 'the scores')) {
+    const ws = mem.window(s, r0 * T, r1 * T), wp = mem.window(pr, r0 * T, r1 * T);
+    runRows(env, def(l, false), [ws.bind, wp.bind], [r1 - r0, T, scale, r0, ws.shift], r1 - r0, l);
+  }
   return pr;
 }
 
@@ -68,9 +74,12 @@ export function causalSoftmax(env: Env, s: GHandle, scale: number): GHandle {
 export function causalSoftmaxBackward(env: Env, pr: GHandle, dP: GHandle, scale: number): GHandle {
   sameShape(pr, dP, 'causalSoftmaxBackward');
   const { rows, T } = check(pr, 'causalSoftmaxBackward');
-  const dS = env.mem.alloc(pr.shape);
-  const binds = [env.mem.bind(pr), env.mem.bind(dP), env.mem.bind(dS)];
+  const { mem } = env;
+  const dS = mem.alloc(pr.shape);
   const l = rowLayout(env, T);
-  runRows(env, def(l, true), binds, [rows, T, scale, 0], rows, l);
+  for (const [r0, r1] of mem.rowRanges(rows, T, 'the scores')) {
+    const w = [pr, dP, dS].map((t) => mem.window(t, r0 * T, r1 * T));
+    runRows(env, def(l, true), w.map((x) => x.bind), [r1 - r0, T, scale, r0, w[0].shift], r1 - r0, l);
+  }
   return dS;
 }

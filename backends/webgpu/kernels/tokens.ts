@@ -20,9 +20,9 @@ function embDef(vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
   return {
     key: `embedding_${vec ? 'v4' : 's'}`,
-    params: 'uu',
+    params: 'uuuuuuu',
     wgsl: /* wgsl */ `
-struct P { rows: u32, C: u32 }
+struct P { rows: u32, C: u32, r0: u32, v0: u32, v1: u32, ts: u32, os: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
@@ -32,8 +32,10 @@ fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
   let r = wgid * 64u + li;
   if (r >= p.rows) { return; }
-  let src = u32(ids[r]) * p.C;
-  let dst = r * p.C;
+  let id = u32(ids[p.r0 + r]);
+  if (id < p.v0 || id >= p.v1) { return; }
+  let src = p.ts + (id - p.v0) * p.C;
+  let dst = p.os + r * p.C;
   for (var c = 0u; c < p.C; c = c + 1u) { out[dst + c] = table[src + c]; }
 }`,
   };
@@ -48,16 +50,26 @@ export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
   checkIds(env.mem.hostInts(ids), V);
   const out = env.mem.alloc([...ids.shape, C]);
   const vec = C % 4 === 0;
-  const binds = [env.mem.bind(ids), env.mem.bind(table), env.mem.bind(out)];
-  runElems(env, vec ? EMB4 : EMB, binds, [ids.size, vec ? C / 4 : C], ids.size, 64);
+  const { mem } = env;
+  const q = vec ? 4 : 1;
+  // Over the binding limit: ranges of output rows × ranges of table rows; each dispatch
+  // copies the rows whose id falls in its table range.
+  for (const [r0, r1] of mem.rowRanges(ids.size, C, 'the embedding output')) {
+    const wo = mem.window(out, r0 * C, r1 * C);
+    for (const [v0, v1] of mem.rowRanges(V, C, 'the embedding table')) {
+      const wt = mem.window(table, v0 * C, v1 * C);
+      const params = [r1 - r0, C / q, r0, v0, v1, wt.shift / q, wo.shift / q];
+      runElems(env, vec ? EMB4 : EMB, [mem.bind(ids), wt.bind, wo.bind], params, r1 - r0, 64);
+    }
+  }
   return out;
 }
 
 const EMB_BWD = {
   key: 'embedding_bwd',
-  params: 'uu',
+  params: 'uuuu',
   wgsl: /* wgsl */ `
-struct P { n: u32, C: u32 }
+struct P { n: u32, C: u32, v0: u32, shift: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> offs: array<i32>; // (V + 1)
 @group(0) @binding(2) var<storage, read> pos: array<i32>;  // (N) positions sorted by id
@@ -68,11 +80,11 @@ fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
   let i = wgid * 256u + li;
   if (i >= p.n) { return; }
-  let v = i / p.C;
+  let v = p.v0 + i / p.C;
   let c = i % p.C;
   var s = 0.0;
   for (var q = offs[v]; q < offs[v + 1u]; q = q + 1) { s = s + dOut[u32(pos[q]) * p.C + c]; }
-  dTable[i] = s;
+  dTable[p.shift + i] = s;
 }`,
 };
 
@@ -99,7 +111,12 @@ export function embeddingBackward(env: Env, ids: GHandle, dOut: GHandle, vocab: 
   const mem = env.mem;
   const o = mem.upload(offs, [offs.length], 'i32'), p = mem.upload(pos, [pos.length], 'i32');
   const dT = mem.alloc([vocab, C]);
-  runElems(env, EMB_BWD, [mem.bind(o), mem.bind(p), mem.bind(dOut), mem.bind(dT)], [dT.size, C], dT.size);
+  // Over the binding limit: ranges of vocab rows of dTable (dOut and the CSR bound whole).
+  for (const [v0, v1] of mem.rowRanges(vocab, C, 'the embedding gradient')) {
+    const w = mem.window(dT, v0 * C, v1 * C);
+    const n = (v1 - v0) * C;
+    runElems(env, EMB_BWD, [mem.bind(o), mem.bind(p), mem.bind(dOut), w.bind], [n, C, v0, w.shift], n);
+  }
   mem.dispose(o);
   mem.dispose(p);
   return dT;
@@ -110,9 +127,9 @@ function ceFwdDef(l: RowLayout): KernelDef {
   const { decls, main } = wgslRows(l);
   return {
     key: `ce_fwd_${layoutKey(l)}`,
-    params: 'uu',
+    params: 'uuuu',
     wgsl: /* wgsl */ `
-struct P { rows: u32, V: u32 }
+struct P { rows: u32, V: u32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> l: array<f32>;
 @group(0) @binding(2) var<storage, read> tgt: array<i32>;
@@ -120,7 +137,8 @@ struct P { rows: u32, V: u32 }
 @group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
 ${decls}
 ${main}
-  let o = row * p.V;
+  let o = p.lo + row * p.V;
+  let g = p.r0 + row;
   var mx = -0x1.fffffep+127f;
   ${loop('mx = max(mx, l[o + j]);')}
   mx = wg_max(mx, li);
@@ -129,8 +147,8 @@ ${main}
   z = wg_sum(z, li);
   if (live && lane == 0u) {
     let r = mx + log(z);
-    lse[row] = r;
-    rowLoss[row] = r - l[o + u32(tgt[row])];
+    lse[g] = r;
+    rowLoss[g] = r - l[o + u32(tgt[g])];
   }
 }`,
   };
@@ -155,7 +173,11 @@ export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { los
   let d = ceDefs.get(layoutKey(l));
   if (!d) ceDefs.set(layoutKey(l), (d = ceFwdDef(l)));
   const lse = mem.alloc([N]), rowLoss = mem.alloc([N]);
-  runRows(env, d, [mem.bind(logits), mem.bind(targets), mem.bind(lse), mem.bind(rowLoss)], [N, V], N, l);
+  // Over the binding limit: ranges of logit rows (lse, rowLoss and targets bound whole).
+  for (const [r0, r1] of mem.rowRanges(N, V, 'the logits')) {
+    const w = mem.window(logits, r0 * V, r1 * V);
+    runRows(env, d, [w.bind, mem.bind(targets), mem.bind(lse), mem.bind(rowLoss)], [r1 - r0, V, r0, w.shift], r1 - r0, l);
+  }
   const loss = mem.alloc([]);
   reduceFinal(env, mem.bind(rowLoss), N, loss, 1 / N);
   mem.dispose(rowLoss);
@@ -170,9 +192,9 @@ function ceBwdDef(vec: boolean): KernelDef {
     : 'select(0.0, 1.0, j == t)';
   return {
     key: `ce_bwd_${vec ? 'v4' : 's'}`,
-    params: 'uuf',
+    params: 'uufuu',
     wgsl: /* wgsl */ `
-struct P { rows: u32, V: u32, c: f32 }
+struct P { rows: u32, V: u32, c: f32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> l: array<${T}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
@@ -183,9 +205,9 @@ fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
   let r = wgid * 64u + li;
   if (r >= p.rows) { return; }
-  let m = lse[r];
-  let t = u32(tgt[r]);
-  let o = r * p.V;
+  let m = lse[p.r0 + r];
+  let t = u32(tgt[p.r0 + r]);
+  let o = p.lo + r * p.V;
   for (var j = 0u; j < p.V; j = j + 1u) { dl[o + j] = p.c * (exp(l[o + j] - m) - ${hit}); }
 }`,
   };
@@ -198,8 +220,13 @@ export function crossEntropyBackward(env: Env, logits: GHandle, lse: GHandle, ta
   const { N, V } = ceCheck(env, logits, targets);
   const { mem } = env;
   const dl = mem.alloc(logits.shape);
-  const binds = [mem.bind(logits), mem.bind(lse), mem.bind(targets), mem.bind(dl)];
   const vec = V % 4 === 0;
-  runElems(env, vec ? CE_BWD4 : CE_BWD, binds, [N, vec ? V / 4 : V, dLoss / N], N, 64);
+  // Over the binding limit: ranges of rows; logits and dLogits windows share their shift.
+  for (const [r0, r1] of mem.rowRanges(N, V, 'the logits')) {
+    const wl = mem.window(logits, r0 * V, r1 * V), wd = mem.window(dl, r0 * V, r1 * V);
+    const binds = [wl.bind, mem.bind(lse), mem.bind(targets), wd.bind];
+    const params = [r1 - r0, vec ? V / 4 : V, dLoss / N, r0, vec ? wl.shift / 4 : wl.shift];
+    runElems(env, vec ? CE_BWD4 : CE_BWD, binds, params, r1 - r0, 64);
+  }
   return dl;
 }
