@@ -4,39 +4,14 @@
 // webgpu: then the unavailability is a failure. Omits: golden fixtures and the model (the
 // shared parity suite in test/parity covers those).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCpuBackend, type CpuHandle } from '../backends/cpu.ts';
-import { BackendUnavailable } from '../backends/index.ts';
-import type { AdamWParams, Backend, Handle, NormActParams, Shape, Variant } from '../src/backend.ts';
-import { attention, attentionBackward } from '../src/compose.ts';
+import { describe, expect, it } from 'vitest';
+import type { CpuHandle } from '../backends/cpu.ts';
+import type { AdamWParams, NormActParams, Shape, Variant } from '../src/backend.ts';
 import { UserError } from '../src/errors.ts';
-import { readConfigFile } from '../src/config-parse.ts';
-import { TokenFormer } from '../src/model.ts';
-import { Rng } from '../src/rng.ts';
 import { required } from './helpers/backends.ts';
-import { checkGrads, checkValues } from './helpers/compare.ts';
-import { goldenPath, loadFixture, loadManifest, need, type ModelFixture } from './helpers/golden.ts';
-import { runSteps } from './parity/train-steps.ts';
-
-const VALUES = { rtol: 1e-3, atol: 1e-4 };
-const GRADS = { rel: 1e-2, maxRel: 1e-4 };
-
-type WG = Awaited<ReturnType<typeof import('../backends/webgpu/index.ts')['createWebGPUBackend']>>;
-
-async function load(): Promise<{ gpu: WG | null; reason: string }> {
-  try {
-    const { createWebGPUBackend } = await import('../backends/webgpu/index.ts');
-    return { gpu: await createWebGPUBackend(), reason: '' };
-  } catch (e) {
-    if (!(e instanceof BackendUnavailable)) throw e;
-    console.warn(`[skip] webgpu kernel tests: ${e.message}`);
-    return { gpu: null, reason: e.message };
-  }
-}
-
-const { gpu, reason } = await load();
-const cpu = createCpuBackend();
-const rng = new Rng(20240611);
+import {
+  C, G, attentionCase, both, bothInt, cpu, expectClose, gpu, rand, randn, reason, rng, size, useStyle,
+} from './helpers/webgpu-pair.ts';
 
 describe('webgpu availability', () => {
   // Runs everywhere (a skip here would be the one skipped test of a CI run): it fails only
@@ -47,50 +22,13 @@ describe('webgpu availability', () => {
   });
 });
 
-function randn(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
-  return a;
-}
-function size(shape: Shape): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** The same data on both backends. */
-function both(data: Float32Array, shape: Shape): [Handle, CpuHandle] {
-  return [gpu!.upload(data, shape), cpu.upload(data, shape)];
-}
-function bothInt(data: Int32Array, shape: Shape): [Handle, CpuHandle] {
-  return [gpu!.uploadInt(data, shape), cpu.uploadInt(data, shape)];
-}
-function rand(shape: Shape, scale = 1): [Handle, CpuHandle] {
-  return both(randn(size(shape), scale), shape);
-}
-
-async function expectClose(name: string, g: Handle, c: CpuHandle, grads = false): Promise<void> {
-  expect(g.shape).toEqual(c.shape);
-  const got = await gpu!.read(g as never), want = await cpu.read(c);
-  const err = grads ? checkGrads(name, got, want, GRADS) : checkValues(name, got, want, VALUES);
-  expect(err).toBeNull();
-}
-
-const G = () => gpu as unknown as Backend<Handle>;
-const C = () => cpu as unknown as Backend<Handle>;
-
 // Both kernel styles run on any adapter: 'gpu' (tiled matmul with the Θ prologue, a
 // workgroup per row) and 'cpu' (rowcast matmul, Θ materialized, an invocation per row).
 describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) vs the CPU reference', (style) => {
-  let prev: typeof style = style;
-  beforeAll(() => {
-    prev = gpu!.style;
-    gpu!.style = style;
-  });
-  afterAll(() => {
-    gpu!.style = prev;
-  });
+  useStyle(style);
 
   it('reports its adapter', () => {
-    console.log(`webgpu adapter: ${gpu!.adapter} (default style ${prev})`);
+    console.log(`webgpu adapter: ${gpu!.adapter}`);
     expect(gpu!.name).toBe('webgpu');
   });
 
@@ -268,16 +206,7 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
   // [B, T, H, D]: T and D % 4 = 0 take the strided path in the cpu style; the others, and
   // the gpu style, the permute composition inside the fused kernel.
   for (const shape of [[2, 8, 3, 4], [1, 12, 2, 8], [2, 5, 3, 6]] as Shape[]) {
-    it(`fused attention [${shape}] forward and backward`, async () => {
-      const [qg, qc] = rand(shape), [kg, kc] = rand(shape), [vg, vc] = rand(shape);
-      const fg = attention(G(), qg, kg, vg), fc = attention(C(), qc, kc, vc);
-      await expectClose('out', fg.out, fc.out as CpuHandle);
-      const [dg, dc] = rand(shape);
-      const bg = attentionBackward(G(), dg, qg, kg, vg, fg.saved), bc = attentionBackward(C(), dc, qc, kc, vc, fc.saved);
-      await expectClose('dQ', bg.dQ, bc.dQ as CpuHandle, true);
-      await expectClose('dK', bg.dK, bc.dK as CpuHandle, true);
-      await expectClose('dV', bg.dV, bc.dV as CpuHandle, true);
-    });
+    it(`fused attention [${shape}] forward and backward`, () => attentionCase(shape));
   }
 
   it('pools buffers: a disposed tensor is reused, reshape keeps storage alive', async () => {
@@ -290,146 +219,6 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     const z = G().zeros([4096]);
     expect(z.store.data).toBe(buf);
     expect((await G().read(z)).every((v) => v === 0)).toBe(true);
-  });
-
-  // Tensors over the binding limit: a 4 KiB limit (1024 floats) splits every shape below
-  // into several windows (odd sizes: unaligned window starts, edge blocks).
-  describe('split over a 4 KiB binding limit', () => {
-    let prevLimit = 0;
-    beforeAll(() => {
-      prevLimit = gpu!.maxBinding;
-      gpu!.maxBinding = 4096;
-    });
-    afterAll(() => {
-      gpu!.maxBinding = prevLimit;
-    });
-
-    it('clamps the limit', () => {
-      expect(gpu!.maxBinding).toBe(4096);
-      expect(prevLimit).toBeGreaterThan(4096);
-    });
-
-    const big: [string, Shape, Shape, boolean, boolean][] = [
-      ['logits NT', [37, 48], [203, 48], false, true],
-      ['logits NT, % 4', [36, 48], [200, 48], false, true],
-      ['dHead TN', [37, 203], [37, 48], true, false],
-      ['dHead TN, % 4', [36, 200], [36, 48], true, false],
-      ['dY NN', [37, 203], [203, 49], false, false],
-      ['dY NN, % 4', [36, 200], [200, 48], false, false],
-      ['TT', [70, 37], [29, 70], true, true],
-      ['batched A, shared B', [2, 19, 48], [48, 64], false, false],
-      ['batched TN', [3, 44, 20], [3, 44, 36], true, false],
-      ['one row over the limit', [3, 1100], [1100, 5], false, false],
-    ];
-    for (const [name, as, bs, tA, tB] of big) {
-      it(`matmul ${name}`, async () => {
-        const [ag, ac] = rand(as), [bg, bc] = rand(bs);
-        await expectClose('matmul', G().ops.matmul(ag, bg, tA, tB), C().ops.matmul(ac, bc, tA, tB) as CpuHandle);
-      });
-    }
-
-    for (const shape of [[5, 999], [9, 1000]] as Shape[]) it(`add and adamw [${shape}]`, async () => {
-      const [ag, ac] = rand(shape), [bg, bc] = rand(shape);
-      await expectClose('add', G().ops.add(ag, bg), C().ops.add(ac, bc) as CpuHandle);
-      const [mg, mc] = rand(shape, 0.1), [vg, vc] = both(randn(size(shape)).map((x) => x * x), shape);
-      const p: AdamWParams = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 2, maxGradNorm: 0.5, gradScale: 0.5 };
-      G().ops.adamw(ag, bg, mg, vg, p, G().ops.sumSquares([bg]));
-      C().ops.adamw(ac, bc, mc, vc, p, C().ops.sumSquares([bc]));
-      await expectClose('param', ag, ac);
-      await expectClose('m', mg, mc);
-      await expectClose('v', vg, vc);
-    });
-
-    it('sumSquares (more partials than one binding)', async () => {
-      const shapes: Shape[] = [[37, 48], [1], [5000], [3, 701], [20000], [16]];
-      const pairs = shapes.map((s) => rand(s));
-      await expectClose('Σx²', G().ops.sumSquares(pairs.map((p) => p[0])), C().ops.sumSquares(pairs.map((p) => p[1])) as CpuHandle);
-    });
-
-    for (const [N, V] of [[13, 300], [40, 37]]) it(`crossEntropy forward and backward (N ${N}, V ${V})`, async () => {
-      const tgt = Int32Array.from({ length: N }, () => rng.int(V));
-      const [lg, lc] = rand([N, V], 3), [tg, tc] = bothInt(tgt, [N]);
-      const fg = G().ops.crossEntropy(lg, tg), fc = C().ops.crossEntropy(lc, tc);
-      await expectClose('loss', fg.loss, fc.loss as CpuHandle);
-      await expectClose('lse', fg.lse, fc.lse as CpuHandle);
-      await expectClose('dLogits', G().ops.crossEntropyBackward(lg, fg.lse, tg, 0.7),
-        C().ops.crossEntropyBackward(lc, fc.lse, tc, 0.7) as CpuHandle, true);
-    });
-
-    for (const Cn of [48, 37]) it(`embedding forward and backward (V 50, C ${Cn})`, async () => {
-      const V = 50;
-      const [tg, tc] = rand([V, Cn]);
-      const many = Int32Array.from({ length: 3 * 30 }, () => rng.int(V));
-      const [mg, mc] = bothInt(many, [3, 30]);
-      await expectClose('embedding', G().ops.embedding(mg, tg), C().ops.embedding(mc, tc) as CpuHandle);
-      const ids = Int32Array.from({ length: 2 * 9 }, () => rng.int(V));
-      ids[3] = ids[4] = ids[10] = 5;
-      const [ig, ic] = bothInt(ids, [2, 9]), [dg, dc] = rand([2, 9, Cn]);
-      await expectClose('dTable', G().ops.embeddingBackward(ig, dg, V), C().ops.embeddingBackward(ic, dc, V) as CpuHandle, true);
-    });
-
-    it('causalSoftmax [2, 3, 30, 30] forward and backward', async () => {
-      const [sg, sc] = rand([2, 3, 30, 30], 3), [dg, dc] = rand([2, 3, 30, 30]);
-      const pg = G().ops.causalSoftmax(sg, 0.3), pc = C().ops.causalSoftmax(sc, 0.3);
-      await expectClose('P', pg, pc as CpuHandle);
-      await expectClose('dS', G().ops.causalSoftmaxBackward(pg, dg, 0.3), C().ops.causalSoftmaxBackward(pc, dc, 0.3) as CpuHandle, true);
-    });
-
-    // Scores (B, H, T, T) over the limit, q/k/v within it.
-    for (const shape of [[1, 40, 2, 8], [2, 20, 3, 4], [1, 37, 2, 6]] as Shape[]) {
-      it(`fused attention [${shape}] forward and backward`, async () => {
-        const [qg, qc] = rand(shape), [kg, kc] = rand(shape), [vg, vc] = rand(shape);
-        const fg = attention(G(), qg, kg, vg), fc = attention(C(), qc, kc, vc);
-        await expectClose('out', fg.out, fc.out as CpuHandle);
-        const [dg, dc] = rand(shape);
-        const bg = attentionBackward(G(), dg, qg, kg, vg, fg.saved), bc = attentionBackward(C(), dc, qc, kc, vc, fc.saved);
-        await expectClose('dQ', bg.dQ, bc.dQ as CpuHandle, true);
-        await expectClose('dK', bg.dK, bc.dK as CpuHandle, true);
-        await expectClose('dV', bg.dV, bc.dV as CpuHandle, true);
-      });
-    }
-
-    // The tiny golden models at this limit: embedding tables, logits, their gradients and
-    // AdamW state split (each is over 4 KiB); the other tensors still fit.
-    const manifest = loadManifest();
-    for (const m of manifest.models) it(`model ${m.name}: logits, loss, every gradient against the golden`, async () => {
-      const tol = manifest.tolerances.gpu_f32;
-      const fx = loadFixture(m.file);
-      const { config, weights } = hostModel(fx, m);
-      const model = TokenFormer.fromHost(G(), config, weights);
-      const ids = need(fx, 'input_ids'), tg = need(fx, 'targets');
-      const fwd = model.forward(G().uploadInt(ids.data as Int32Array, ids.shape), G().uploadInt(tg.data as Int32Array, tg.shape));
-      const errors: (string | null)[] = [];
-      errors.push(checkValues('logits', await G().read(fwd.logits), need(fx, 'logits').data, tol.values));
-      errors.push(checkValues('loss', await G().read(fwd.loss!), need(fx, 'loss').data, tol.values));
-      for (const [name, g] of model.backward(fwd)) {
-        errors.push(checkGrads(`grad ${name}`, await G().read(g), need(fx, `grad.${name}`).data, tol.grads));
-      }
-      model.dispose();
-      expect(errors.filter((e) => e !== null)).toEqual([]);
-    });
-
-    it('three training steps match the CPU backend', async () => {
-      const m = manifest.models[0];
-      const fx = loadFixture(m.file);
-      const { config, weights } = hostModel(fx, m);
-      const mine = await runSteps(G(), config, weights, fx, [1e-2, 1e-2, 1e-2]);
-      const ref = await runSteps(C(), config, weights, fx, [1e-2, 1e-2, 1e-2]);
-      expect(checkValues('losses', mine.losses, ref.losses, manifest.tolerances.gpu_f32.values)).toBeNull();
-    });
-
-    function hostModel(fx: ReturnType<typeof loadFixture>, m: ModelFixture) {
-      const weights = new Map<string, Float32Array>();
-      for (const [name, t] of fx) if (name.startsWith('sequential.') && t.data instanceof Float32Array) weights.set(name, t.data);
-      return { config: readConfigFile(goldenPath(m.config), {}), weights };
-    }
-
-    it('a kernel that does not split, or a logit row over the limit, names the limit', () => {
-      const [xg] = rand([40, 37]);
-      expect(() => G().ops.layerNorm(xg, null, null, 1e-5)).toThrow(/maxStorageBufferBindingSize \(4096\)/);
-      const [lg] = rand([6, 1100]), [tg] = bothInt(new Int32Array(6), [6]);
-      expect(() => G().ops.crossEntropy(lg, tg)).toThrow(/a row of the logits needs a \d+-byte binding/);
-    });
   });
 
   it('rejects shape mismatches with a UserError', () => {
