@@ -4,7 +4,7 @@
 
 import type { Shape } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
-import type { GpuContext } from '../device.ts';
+import type { GpuContext, KernelDef } from '../device.ts';
 import type { GHandle, Mem } from '../buffers.ts';
 
 /** What a kernel wrapper needs: the device context and tensor memory. */
@@ -145,4 +145,12 @@ export function runElems(
   params: readonly number[], n: number, wg = 256,
 ): void {
   env.ctx.run(def, bindings, params, env.ctx.grid1D(Math.ceil(n / wg)));
+}
+
+const kernelDefs = new Map<string, KernelDef>();
+/** The kernel named `key` (unique across files), its WGSL built by `make` on first use only. */
+export function kernelDef(key: string, params: string, make: () => string): KernelDef {
+  let d = kernelDefs.get(key);
+  if (!d) kernelDefs.set(key, (d = { key, params, wgsl: make() }));
+  return d;
 }

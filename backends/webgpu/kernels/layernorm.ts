@@ -6,15 +6,8 @@
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import { LAYERNORM4_ROWS, bwd4Def, fwd4Def } from './layernorm4.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
-
-type Def = { key: string; params: string; wgsl: string };
-const defs = new Map<string, Def>();
-function memo(key: string, params: string, make: () => string): Def {
-  let d = defs.get(key);
-  if (!d) defs.set(key, (d = { key, params, wgsl: make() }));
-  return d;
-}
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+import type { KernelDef } from '../device.ts';
 
 const HEAD = /* wgsl */ `
 struct P { rows: u32, C: u32, eps: f32, pad: u32 }
@@ -23,13 +16,13 @@ struct P { rows: u32, C: u32, eps: f32, pad: u32 }
 
 const loop = (l: RowLayout, body: string) => `for (var c = lane; c < p.C; c = c + ${l.tpr}u) { ${body} }`;
 
-function fwdDef(l: RowLayout, hasW: boolean, hasB: boolean): Def {
+function fwdDef(l: RowLayout, hasW: boolean, hasB: boolean): KernelDef {
   let bi = 5;
   const wDecl = hasW ? `@group(0) @binding(${bi++}) var<storage, read> w: array<f32>;` : '';
   const bDecl = hasB ? `@group(0) @binding(${bi++}) var<storage, read> bias: array<f32>;` : '';
   const out = `xh${hasW ? ' * w[c]' : ''}${hasB ? ' + bias[c]' : ''}`;
   const { decls, main } = wgslRows(l);
-  return memo(`ln_fwd_${layoutKey(l)}_${hasW}_${hasB}`, 'uufu', () => `${HEAD}
+  return kernelDef(`ln_fwd_${layoutKey(l)}_${hasW}_${hasB}`, 'uufu', () => `${HEAD}
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
@@ -49,10 +42,10 @@ ${main}
 }`);
 }
 
-function bwdDef(l: RowLayout, hasW: boolean): Def {
+function bwdDef(l: RowLayout, hasW: boolean): KernelDef {
   const dxh = hasW ? 'dY[o + c] * w[c]' : 'dY[o + c]';
   const { decls, main } = wgslRows(l);
-  return memo(`ln_bwd_${layoutKey(l)}_${hasW}`, 'uufu', () => `${HEAD}
+  return kernelDef(`ln_bwd_${layoutKey(l)}_${hasW}`, 'uufu', () => `${HEAD}
 @group(0) @binding(2) var<storage, read> dY: array<f32>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
@@ -73,7 +66,7 @@ ${main}
 }
 
 /** Stage 1 of dW/dB: partials (chunks, C) over R-row chunks. Grid (ceil(C/64), chunks). */
-const COLS = memo('ln_cols', 'uuuu', () => /* wgsl */ `
+const COLS = kernelDef('ln_cols', 'uuuu', () => /* wgsl */ `
 struct P { rows: u32, C: u32, R: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -100,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`);
 
 /** Stage 2: out[c] = Σ_chunk part[chunk, c], in chunk order. */
-export const COL_SUM = memo('col_sum', 'uu', () => /* wgsl */ `
+export const COL_SUM = kernelDef('col_sum', 'uu', () => /* wgsl */ `
 struct P { C: u32, chunks: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<f32>;

@@ -5,7 +5,7 @@
 // Omits: dW/dB (the column sums stay in layernorm.ts, shared by every layout).
 
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef } from './common.ts';
 
 const ROWS = 64;
 /** Rows per workgroup of these kernels. */
@@ -29,11 +29,8 @@ fn main(${WGSL_MAIN_1D}) {
   let o = row * c4;`;
 }
 
-const defs = new Map<string, KernelDef>();
 function memo(key: string, make: () => string): KernelDef {
-  let d = defs.get(key);
-  if (!d) defs.set(key, (d = { key, params: 'uufu', wgsl: make() }));
-  return d;
+  return kernelDef(key, 'uufu', make);
 }
 
 export function fwd4Def(hasW: boolean, hasB: boolean): KernelDef {

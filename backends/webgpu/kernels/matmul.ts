@@ -11,7 +11,7 @@ import { matmulShape } from '../../../src/shapes.ts';
 import type { Variant } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_GELU, type Env } from './common.ts';
+import { WGSL_GELU, kernelDef, type Env } from './common.ts';
 import { TRANSPOSE_WGSL, rowcast4WGSL, rowcastGrid, rowcastLanes, rowcastWGSL } from './matmul_rowcast.ts';
 import { matmulSplit } from './matmul_split.ts';
 import { dense, sgApplies, sgGrid, sgParams, sgShape, subgroupWGSL, type SgShape, type Strided } from './matmul_subgroup.ts';
@@ -121,12 +121,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 `;
 }
 
-const defs = new Map<string, KernelDef>();
 function getDef(transA: boolean, transB: boolean, xf: AXform): KernelDef {
-  const key = `matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${xf}`;
-  let d = defs.get(key);
-  if (!d) defs.set(key, (d = { key, params: 'uuuuuuuu', wgsl: matmulWGSL(transA, transB, xf) }));
-  return d;
+  return kernelDef(`matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${xf}`, 'uuuuuuuu', () => matmulWGSL(transA, transB, xf));
 }
 
 /** The dims of op(a)·op(b) under the contract's shape rules (src/shapes.ts); throws on a mismatch. */

@@ -8,15 +8,12 @@
 
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import type { Env } from './common.ts';
+import { kernelDef, type Env } from './common.ts';
 import { matmulWGSL, type MatmulDims } from './matmul.ts';
 import { sgGrid, sgShape, subgroupWGSL } from './matmul_subgroup.ts';
 
-const defs = new Map<string, KernelDef>();
 function def(key: string, params: number, wgsl: () => string): KernelDef {
-  let d = defs.get(key);
-  if (!d) defs.set(key, (d = { key, params: 'u'.repeat(params), wgsl: wgsl() }));
-  return d;
+  return kernelDef(key, 'u'.repeat(params), wgsl);
 }
 const tn = (tA: boolean, tB: boolean) => `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`;
 

@@ -10,7 +10,7 @@ import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { NORMACT4_ROWS, bwd4Def, fwd4Def } from './normact4.ts';
-import { WGSL_GELU, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+import { WGSL_GELU, kernelDef, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
 /** A row loop over this invocation's share of the n scores. */
 const loop = (l: RowLayout, body: string) => `for (var j = lane; j < p.n; j = j + ${l.tpr}u) { ${body} }`;
@@ -63,11 +63,8 @@ ${main}
 }`;
 }
 
-const cache = new Map<string, KernelDef>();
 function memo(key: string, make: () => string): KernelDef {
-  let d = cache.get(key);
-  if (!d) cache.set(key, (d = { key, params: 'uuff', wgsl: make() }));
-  return d;
+  return kernelDef(key, 'uuff', make);
 }
 
 function fwdDef(v: Variant, l: RowLayout): KernelDef {

@@ -7,7 +7,7 @@
 
 import type { Variant } from '../../../src/backend.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, geluWGSL } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, geluWGSL, kernelDef } from './common.ts';
 
 const ROWS = 64;
 
@@ -86,11 +86,8 @@ fn main(${WGSL_MAIN_1D}) {
 }`;
 }
 
-const cache = new Map<string, KernelDef>();
 function memo(key: string, make: () => string): KernelDef {
-  let d = cache.get(key);
-  if (!d) cache.set(key, (d = { key, params: 'uuff', wgsl: make() }));
-  return d;
+  return kernelDef(key, 'uuff', make);
 }
 
 /** Rows per workgroup of these kernels. */
