@@ -229,16 +229,8 @@ def _run(cfg, params, ids, targets, dtype, probe=None, as_f64=False):
 
 
 def _min_row_ratio(probe, variant):
-    """Smallest norm of the rows an l2 variant divides by, over their median (a diagnostic:
-    near 0, Θ's gradient is singular). None for softmax."""
-    if variant == "softmax":
-        return None
-    worst = math.inf
-    for _, s in probe:
-        r = s if variant == "l2_norm_gelu" else torch.nn.functional.gelu(s)
-        norms = torch.linalg.vector_norm(r, dim=-1).flatten()
-        worst = min(worst, float(norms.min() / norms.median()))
-    return worst
+    """tfmath.theta_row_ratio, or None for softmax (which divides by no norm)."""
+    return None if variant == "softmax" else tfmath.theta_row_ratio(probe, variant)
 
 
 def _ulp_perturbed(params, g):

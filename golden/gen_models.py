@@ -157,17 +157,6 @@ def model_data(m):
     return cfg, params, ids, targets
 
 
-def _min_row_ratio(probe, variant):
-    """Smallest Θ row norm relative to the median over all Pattention calls (must stay far
-    from 0 for the l2 variants, whose gradient is singular at a zero row)."""
-    worst = math.inf
-    for _, s in probe:
-        r = s if variant == "l2_norm_gelu" else torch.nn.functional.gelu(s)
-        norms = torch.linalg.vector_norm(r, dim=-1).flatten()
-        worst = min(worst, float(norms.min() / norms.median()))
-    return worst
-
-
 def _logits_and_grads(cfg, params, ids, targets, dtype, probe=None):
     leaves = {k: v.to(dtype).requires_grad_(True) for k, v in sorted(params.items())}
     logits, loss = tfmath.model_loss(cfg, leaves, ids.long(), targets.long(), probe)
@@ -191,7 +180,7 @@ def model_fixture(m):
     cfg, params, ids, targets = model_data(m)
     probe = []
     logits, loss, grads = _logits_and_grads(cfg, params, ids, targets, F64, probe)
-    ratio = _min_row_ratio(probe, cfg["norm_activation_type"])
+    ratio = tfmath.theta_row_ratio(probe, cfg["norm_activation_type"])
     if cfg["norm_activation_type"] != "softmax":
         assert ratio > 0.05, f"{m['name']}: a Pattention row norm is near zero ({ratio})"
     cond = _f32_conditioning(cfg, params, ids, targets, logits.detach(),

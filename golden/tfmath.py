@@ -140,3 +140,15 @@ def model_loss(cfg, params, ids, targets, probe=None):
     V = logits.shape[-1]
     loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))  # mean over B·T
     return logits, loss
+
+
+def theta_row_ratio(probe, variant):
+    """Smallest norm of the rows an l2 variant divides by (S, or gelu(S)), over their median,
+    across every probed Pattention call: a conditioning diagnostic (near 0, Θ's gradient is
+    singular). probe: (layer name, S) pairs from model_forward."""
+    worst = math.inf
+    for _, s in probe:
+        r = s if variant == "l2_norm_gelu" else F.gelu(s)
+        norms = torch.linalg.vector_norm(r, dim=-1).flatten()
+        worst = min(worst, float(norms.min() / norms.median()))
+    return worst
