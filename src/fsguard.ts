@@ -1,0 +1,116 @@
+// What the CLI may read and where it may write (spec/files.md): inputs are regular files
+// read with a size bound (a FIFO or /dev/zero never hangs or fills memory); outputs are absent
+// or regular files, never a symlink, a device or one of the command's own inputs. Untrusted
+// strings (paths, tensor names) are quoted and capped before they reach an error line.
+// Omits: the writes themselves (src/atomic.ts) and checkpoint folders (src/train/checkpoint.ts).
+
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { resolve } from 'node:path';
+import { UserError } from './errors.ts';
+
+/** Default bound on one input file: 64 GiB (a 15B-parameter f32 checkpoint); TOKENFORMER_MAX_INPUT_BYTES raises it. */
+export const DEFAULT_MAX_INPUT_BYTES = 64 * 2 ** 30;
+
+/** The input-size bound in force: TOKENFORMER_MAX_INPUT_BYTES (bytes) or the default. */
+export function maxInputBytes(): number {
+  const env = process.env.TOKENFORMER_MAX_INPUT_BYTES;
+  if (env === undefined || env === '') return DEFAULT_MAX_INPUT_BYTES;
+  const n = Number(env);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`TOKENFORMER_MAX_INPUT_BYTES must be a positive number of bytes, got ${quote(env)}`);
+  return n;
+}
+
+/** A string from outside (a path, a tensor name, a value) as one safe, short JSON literal. */
+export function quote(s: unknown, max = 120): string {
+  const text = typeof s === 'string' ? s : String(s);
+  const q = JSON.stringify(text.length > max ? text.slice(0, max) : text);
+  return text.length > max ? `${q.slice(0, -1)}…" (${text.length} chars)` : q;
+}
+
+function kind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a whole input file: it must be a regular file (symlinks to one are followed) of at
+ * most `limit` bytes. Opened non-blocking and checked on the open descriptor, so a FIFO
+ * cannot block and a file swapped after the check is still the one checked.
+ */
+export function readInputFile(path: string, what: string, limit = maxInputBytes()): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${what} ${quote(path)} is ${kind(st)}, not a regular file`);
+    if (st.size > limit) {
+      throw new UserError(`${what} ${quote(path)} is ${st.size} bytes, over the ${limit}-byte input limit (raise it with TOKENFORMER_MAX_INPUT_BYTES)`);
+    }
+    const buf = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = readSync(fd, buf, off, st.size - off, off);
+      if (n === 0) break; // truncated while reading: parse what is there, the parser reports it
+      off += n;
+    }
+    return off === st.size ? buf : buf.subarray(0, off);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** An input file as UTF-8 text (see readInputFile). */
+export function readInputText(path: string, what: string, limit = maxInputBytes()): string {
+  return readInputFile(path, what, limit).toString('utf8');
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Refuses an output path that exists and is not a regular file (a symlink, a device, a FIFO,
+ * a directory), or that is one of `inputs` (by inode, so another spelling is caught too).
+ * An absent path is fine: the atomic writer creates it.
+ */
+export function checkOutputPath(path: string, what: string, inputs: readonly string[] = []): void {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new UserError(`cannot use ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  if (st.isSymbolicLink()) throw new UserError(`${what} ${quote(path)} is a symbolic link; give the real path (outputs never replace a link)`);
+  if (!st.isFile()) throw new UserError(`${what} ${quote(path)} is ${kind(st)}; outputs must be absent or regular files`);
+  for (const input of inputs) {
+    let ist: Stats;
+    try {
+      ist = statSync(input);
+    } catch {
+      continue;
+    }
+    if (sameFile(st, ist)) throw new UserError(`${what} ${quote(path)} is the input ${quote(input)}; write to another path`);
+  }
+}
+
+/** Refuses two outputs of one command that name the same file (before either exists). */
+export function checkDistinctOutputs(outputs: ReadonlyArray<[what: string, path: string]>): void {
+  const seen = new Map<string, string>();
+  for (const [what, path] of outputs) {
+    const abs = resolve(path);
+    const prev = seen.get(abs);
+    if (prev !== undefined) throw new UserError(`${what} and ${prev} are the same path ${quote(path)}`);
+    seen.set(abs, what);
+  }
+}
