@@ -11,6 +11,11 @@
 // float32 envelope. Where that envelope misses the reference tolerance, the tensor cannot judge
 // a float32 implementation: ours must then stay within 2× of the envelope, and a note says so.
 // Tune TOKENFORMER_CROSSCHECK_RUNS / _SEED for deeper sweeps; _KEEP=1 keeps the case dirs.
+// NOTE: machine independence. torch's float32 envelope depends on the CPU and its BLAS; ours
+// (plain JS, float64 accumulation) and torch's float64 reference do not. So the envelope rule
+// applies only to such sweeps: the default cases (fixed seed and count, what `npm test` and CI
+// run) must pass the reference tolerance outright, a verdict that is the same on every machine
+// (worst measured: 0.32 of the tolerance); their envelopes are reported, never judged by.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +46,8 @@ const OFFICIAL_DIR = join(import.meta.dirname, 'fixtures', 'official-configs');
 /** Random cases (default 12) and their fast-check seed; raise the count for a deeper sweep. */
 const RUNS = envInt('TOKENFORMER_CROSSCHECK_RUNS', 12);
 const SEED = envInt('TOKENFORMER_CROSSCHECK_SEED', 20241030);
+/** A sweep chosen by the user: only then may an ill-conditioned tensor fall back to the envelope rule. */
+const SWEEP = process.env.TOKENFORMER_CROSSCHECK_RUNS !== undefined || process.env.TOKENFORMER_CROSSCHECK_SEED !== undefined;
 
 function envInt(name: string, fallback: number): number {
   const v = Number(process.env[name] ?? fallback);
@@ -287,8 +294,9 @@ const maxOf = (n: number, f: (i: number) => number) => {
 };
 
 /**
- * One row per result. Where torch-f32's envelope is within tolerance ours must be too. Where it
- * is not (ill-conditioned for float32), ours must stay within 2× of that envelope, in tolerance
+ * One row per result. Where torch-f32's envelope is within tolerance ours must be too, and so
+ * always outside a sweep (see the NOTE at the top). In a sweep, where the envelope is not within
+ * tolerance (ill-conditioned for float32), ours must stay within 2× of that envelope, in tolerance
  * units or in absolute error (a tensor that is zero up to rounding, e.g. cancelling rows, has
  * bounds near 0, where the tolerance-unit ratios only compare noise with noise).
  */
@@ -306,7 +314,7 @@ function judge(ours: Results, ref: Results, plain: Results, dev: Results): Row[]
       envelope: excess((i) => e[i], r.length, b),
       error: null,
     };
-    if (row.envelope <= 1) {
+    if (row.envelope <= 1 || !SWEEP) {
       row.error = name.startsWith('grad.') ? checkGrads(name, got, r, TOL.grads) : checkValues(name, got, r, TOL.values);
     } else if (!(row.ours <= 2 * row.envelope) && !(maxOf(r.length, ourErr) <= 2 * maxOf(r.length, (i) => e[i]))) {
       row.error = `${name}: ${row.ours.toPrecision(3)}× the tolerance (max |error| ${maxOf(r.length, ourErr).toExponential(2)}), `
