@@ -1,10 +1,11 @@
 // AdamW on the backend: one update against a host computation (decay, no-decay, clipping),
-// accumulation = the mean gradient, moment growth, and host save/load.
+// clipping on later steps (nonzero moments) and the threshold, decay on every parameter but
+// the final norm, accumulation = the mean gradient, moment growth, and host save/load.
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../backends/cpu.ts';
 import { AdamW, OFFICIAL_ADAMW, accumulateGrads } from '../../src/train/optimizer.ts';
 import { TokenFormer } from '../../src/model.ts';
-import { initParams } from '../../src/params.ts';
+import { initParams, paramSpecs } from '../../src/params.ts';
 import { Rng } from '../../src/rng.ts';
 import { tinyConfig } from './helpers.ts';
 
@@ -42,6 +43,57 @@ describe('AdamW', () => {
     eb.forEach((x, i) => expect(rb[i]).toBeCloseTo(x, 6));
     expect(rb[0]).toBe(1); // zero gradient, no decay: untouched
     expect(opt.step).toBe(1);
+  });
+
+  it('clips on later steps too: three updates with ‖g‖ = 13, 5, 0.5 match AdamW with clip 1.0 (and 2.0)', async () => {
+    // Adam's first step cancels any scale of g (m̂/√v̂ = g/|g|), so only later steps, where
+    // coefficients of different steps meet in m and v, show the clip in the weights.
+    const grads = [[[3, 0, -4], [0, 12]], [[0, 3, 0], [4, 0]], [[0.3, 0, 0], [0, 0.4]]];
+    const norms = [13, 5, 0.5];
+    for (const max of [1.0, 2.0]) {
+      const specs = [{ name: 'a', shape: [3], noDecay: false }, { name: 'b', shape: [2], noDecay: true }];
+      const params = new Map([['a', be.upload(Float32Array.of(0.5, -1, 2), [3])], ['b', be.upload(Float32Array.of(1, -0.5), [2])]]);
+      const opt = max === 1.0 ? new AdamW(be, specs) : new AdamW(be, specs, { ...OFFICIAL_ADAMW, maxGradNorm: max });
+      // Independent float64 state: torch.optim.AdamW(β 0.9/0.95, eps 1e-8, wd 0.1 / 0) after clip_grad_norm_(max).
+      const st = [{ p: [0.5, -1, 2], m: [0, 0, 0], v: [0, 0, 0], wd: 0.1 }, { p: [1, -0.5], m: [0, 0], v: [0, 0], wd: 0 }];
+      for (let s = 0; s < 3; s++) {
+        const g = new Map([['a', be.upload(Float32Array.from(grads[s][0]), [3])], ['b', be.upload(Float32Array.from(grads[s][1]), [2])]]);
+        expect(Math.sqrt((await be.read(opt.update(params, g, 0.01)))[0])).toBeCloseTo(norms[s], 6);
+        const coef = Math.min(1, max / (norms[s] + 1e-6));
+        st.forEach((x, k) => x.p.forEach((_, i) => {
+          const gi = coef * grads[s][k][i];
+          x.m[i] = 0.9 * x.m[i] + 0.1 * gi;
+          x.v[i] = 0.95 * x.v[i] + 0.05 * gi * gi;
+          x.p[i] = x.p[i] * (1 - 0.01 * x.wd) - (0.01 * (x.m[i] / (1 - 0.9 ** (s + 1)))) / (Math.sqrt(x.v[i] / (1 - 0.95 ** (s + 1))) + 1e-8);
+        }));
+        for (const [k, name] of ['a', 'b'].entries()) {
+          const [p, m, v] = [params.get(name)!, opt.m.get(name)!, opt.v.get(name)!].map((t) => t.store.data as Float32Array);
+          st[k].p.forEach((want, i) => expect(Math.abs(p[i] - want), `max ${max} step ${s + 1} ${name}[${i}]`).toBeLessThan(1e-6 * (1 + Math.abs(want))));
+          st[k].m.forEach((want, i) => expect(Math.abs(m[i] - want)).toBeLessThanOrEqual(1e-6 * Math.abs(want)));
+          st[k].v.forEach((want, i) => expect(Math.abs(v[i] - want)).toBeLessThanOrEqual(1e-6 * Math.abs(want)));
+        }
+      }
+    }
+  });
+
+  it('decays every parameter by lr·wd·p except the final norm weight and bias (zero gradients)', async () => {
+    for (const tied of [true, false]) {
+      const c = tinyConfig({ tied, numLayers: 2 });
+      const host = initParams(c, new Rng(8));
+      const norm = `sequential.${c.numLayers + 3}.norm`; // the final LayerNorm, by its official name
+      host.get(`${norm}.weight`)!.fill(1.5);
+      host.get(`${norm}.bias`)!.forEach((_, i, d) => (d[i] = 0.3 * (i + 1)));
+      const params = new Map([...host].map(([n, d]) => [n, be.upload(d, [d.length])]));
+      const grads = new Map([...host].map(([n, d]) => [n, be.zeros([d.length])]));
+      const opt = new AdamW(be, paramSpecs(c).map((s) => ({ ...s, shape: [s.shape.reduce((a, b) => a * b, 1)] })));
+      opt.update(params, grads, 0.05);
+      expect(params.size).toBe(1 + 2 * 5 * c.numLayers + 2 + (tied ? 0 : 1)); // embedding, K and V of 5 layers per block, norm, head
+      for (const [name, before] of host) {
+        const after = await be.read(params.get(name)!);
+        const factor = name === `${norm}.weight` || name === `${norm}.bias` ? 1 : 1 - 0.05 * 0.1;
+        expect(Array.from(after), name).toEqual(Array.from(before, (x) => Math.fround(x * factor)));
+      }
+    }
   });
 
   it('accumulating micro-batch gradients with dLoss = 1/accum gives the full-batch gradient', async () => {
