@@ -1,6 +1,7 @@
 // backends/cpu.ts: every kernel agrees with the raw src/ops function it maps to, fused
-// kernels agree with the primitive chain, handles behave, and bad input throws UserError.
-// Omits: numerical accuracy of the ops themselves (vjp/properties tests, golden parity).
+// kernels agree with the primitive chain, fused and composed attention equal a naive causal
+// attention (values and gradients), handles behave, and bad input throws UserError.
+// Omits: numerical accuracy of the other ops (vjp/properties tests, golden parity).
 
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
@@ -17,6 +18,7 @@ import { matmulForward } from '../../src/ops/matmul.ts';
 import { normActBackward, normActForward } from '../../src/ops/norm_act.ts';
 import { rotaryForward } from '../../src/ops/rotary.ts';
 import { permute0213Forward } from '../../src/ops/permute.ts';
+import { attention, attentionBackward } from '../../src/compose.ts';
 import { randInts, randn } from './fd.ts';
 
 const be = createCpuBackend();
@@ -107,16 +109,62 @@ describe('fused kernels agree with the primitive chain', () => {
     expect(data(g.dK)).toEqual(data(be.ops.matmul(dS, x, true, false)));
   });
 
-  it('attention forward and backward (shapes, causality of P through saved state)', () => {
+  // Naive causal attention in float64, per (b, h): S = q·kᵀ/√D (j ≤ i), P = softmax(S),
+  // out = P·v; backward dV = Pᵀ·dO, dP = dO·vᵀ, dS = P∘(dP − Σⱼ P∘dP), dQ = dS·k/√D, dK = dSᵀ·q/√D.
+  function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, dO: Float32Array, B: number, T: number, H: number, D: number) {
+    const [out, dQ, dK, dV] = [0, 1, 2, 3].map(() => new Float64Array(q.length));
+    const at = (b: number, t: number, h: number) => ((b * T + t) * H + h) * D; // (B, T, H, D) offset
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        for (let i = 0; i < T; i++) {
+          const s = Array.from({ length: i + 1 }, (_, j) => {
+            let d = 0;
+            for (let e = 0; e < D; e++) d += q[at(b, i, h) + e] * k[at(b, j, h) + e];
+            return d / Math.sqrt(D);
+          });
+          const mx = Math.max(...s), ex = s.map((x) => Math.exp(x - mx)), z = ex.reduce((a, x) => a + x, 0);
+          const P = ex.map((x) => x / z);
+          const dP = P.map((_, j) => {
+            let d = 0;
+            for (let e = 0; e < D; e++) d += dO[at(b, i, h) + e] * v[at(b, j, h) + e];
+            return d;
+          });
+          const dot = P.reduce((a, pj, j) => a + pj * dP[j], 0);
+          P.forEach((pj, j) => {
+            const dS = (pj * (dP[j] - dot)) / Math.sqrt(D);
+            for (let e = 0; e < D; e++) {
+              out[at(b, i, h) + e] += pj * v[at(b, j, h) + e];
+              dV[at(b, j, h) + e] += pj * dO[at(b, i, h) + e];
+              dQ[at(b, i, h) + e] += dS * k[at(b, j, h) + e];
+              dK[at(b, j, h) + e] += dS * q[at(b, i, h) + e];
+            }
+          });
+        }
+      }
+    }
+    return { out, dQ, dK, dV };
+  }
+
+  it('attention forward and backward, fused and composed, equal a naive causal attention', () => {
     const rng = new Rng(11);
-    const shape = [2, 4, 2, 3];
-    const [q, k, v, dO] = [0, 1, 2, 3].map(() => up(randn(rng, 48), shape));
-    const f = be.fused.attention!(q, k, v);
-    const qh = be.ops.permute0213(q), kh = be.ops.permute0213(k), vh = be.ops.permute0213(v);
-    const P = be.ops.causalSoftmax(be.ops.matmul(qh, kh, false, true), 1 / Math.sqrt(3));
-    expect(data(f.out)).toEqual(data(be.ops.permute0213(be.ops.matmul(P, vh, false, false))));
-    const g = be.fused.attentionBackward!(dO, q, k, v, f.saved);
-    for (const t of [g.dQ, g.dK, g.dV]) expect(t.shape).toEqual(shape);
+    const [B, T, H, D] = [2, 5, 2, 3];
+    const shape = [B, T, H, D];
+    const raw = [0, 1, 2, 3].map(() => randn(rng, B * T * H * D, 1.5));
+    const want = naiveAttention(raw[0], raw[1], raw[2], raw[3], B, T, H, D);
+    const unfused = { ...be, fused: {} };
+    for (const [label, back] of [['fused', be], ['composed', unfused]] as const) {
+      const [q, k, v, dO] = raw.map((d) => up(d, shape));
+      const f = attention(back, q, k, v);
+      const g = attentionBackward(back, dO, q, k, v, f.saved);
+      const got = { out: f.out, dQ: g.dQ, dK: g.dK, dV: g.dV };
+      for (const key of ['out', 'dQ', 'dK', 'dV'] as const) {
+        expect(got[key].shape, `${label} ${key}`).toEqual(shape);
+        const d = got[key].store.data;
+        want[key].forEach((x, i) => expect(Math.abs(d[i] - x), `${label} ${key}[${i}]`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(x))));
+      }
+    }
+    // A check of the oracle itself: causal, so the output at t = 0 is v at t = 0.
+    for (let h = 0; h < H; h++) for (let e = 0; e < D; e++) expect(want.out[h * D + e]).toBeCloseTo(raw[2][h * D + e], 12);
   });
 });
 
