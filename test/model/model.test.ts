@@ -112,22 +112,35 @@ describe('model invariances', () => {
     },
   );
 
-  test('the composed fallback equals the fused CPU kernels', async () => {
-    const c = tinyConfig({ variant: 'gelu_l2_norm' });
-    const unfused: Backend<CpuHandle> = { ...be, fused: {} };
-    const rng = new Rng(7);
-    const x = ids(rng, 2, 5, c.vocabSize);
-    const y = ids(rng, 2, 5, c.vocabSize);
-    const w = weights(c, 3);
-    const run = async (back: Backend<CpuHandle>) => {
-      const m = TokenFormer.fromHost(back, c, w);
-      const f = m.forward(back.uploadInt(x, [2, 5]), back.uploadInt(y, [2, 5]));
-      const g = m.backward(f);
-      return { loss: (await back.read(f.loss!))[0], g: await back.read(g.get('sequential.2.attention.query.key_param_tokens')!) };
-    };
-    const a = await run(be);
-    const b = await run(unfused);
-    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-6 * Math.abs(a.loss));
-    for (let i = 0; i < a.g.length; i++) expect(Math.abs(a.g[i] - b.g[i])).toBeLessThanOrEqual(1e-5 * Math.abs(a.g[i]) + 1e-7);
-  });
+  for (const variant of ['l2_norm_gelu', 'gelu_l2_norm', 'softmax'] as const) {
+    test(`the composed fallback equals the fused CPU kernels (${variant}): logits, loss and every gradient`, async () => {
+      const c = tinyConfig({ variant, tied: variant !== 'softmax' });
+      const unfused: Backend<CpuHandle> = { ...be, fused: {} };
+      const rng = new Rng(7);
+      const x = ids(rng, 2, 5, c.vocabSize);
+      const y = ids(rng, 2, 5, c.vocabSize);
+      const w = weights(c, 3);
+      const run = async (back: Backend<CpuHandle>) => {
+        const m = TokenFormer.fromHost(back, c, w);
+        const f = m.forward(back.uploadInt(x, [2, 5]), back.uploadInt(y, [2, 5]));
+        const logits = await back.read(f.logits);
+        const loss = (await back.read(f.loss!))[0];
+        const g = new Map<string, Float32Array>();
+        for (const [name, t] of m.backward(f)) g.set(name, await back.read(t));
+        return { logits, loss, g };
+      };
+      const a = await run(be);
+      const b = await run(unfused);
+      const close = (p: Float32Array, q: Float32Array, what: string) => {
+        const scale = Math.max(...p.map(Math.abs));
+        expect(scale, `${what} is not all zero`).toBeGreaterThan(0);
+        p.forEach((v, i) => expect(Math.abs(v - q[i]), `${what}[${i}]`).toBeLessThanOrEqual(1e-5 * Math.abs(v) + 1e-6 * scale));
+      };
+      close(a.logits, b.logits, 'logits');
+      expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-6 * Math.abs(a.loss));
+      expect([...b.g.keys()].sort()).toEqual([...a.g.keys()].sort());
+      expect(a.g.size).toBe(1 + 2 * 5 * c.numLayers + 2 + (c.tied ? 0 : 1));
+      for (const [name, ga] of a.g) close(ga, b.g.get(name)!, `grad ${name}`);
+    });
+  }
 });
