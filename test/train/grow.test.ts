@@ -1,8 +1,8 @@
 // Growth properties on the CPU reference (fast-check over small configs, weights, inputs and
 // growth amounts): zero init keeps logits, loss and old gradients, new keys get gradients,
 // two growth steps = one, also for single layers (tokenformer_layer_slots), whose config
-// round-trips through YAML and trains; random init moves the outputs; softmax refuses zero
-// init; `tokenformer grow --layer` end to end.
+// round-trips through YAML and trains on from the same loss; random init moves the outputs;
+// softmax refuses zero init; `tokenformer grow --layer` end to end.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import type { ModelConfig } from '../../src/config.ts';
 import { configToYaml, parseConfig, readConfigFile, validateConfig } from '../../src/config-parse.ts';
 import { growLayers, growModel, type GrowTargets } from '../../src/grow.ts';
 import { readSafetensors, writeSafetensorsAtomic } from '../../src/safetensors.ts';
+import { sampleBatch } from '../../src/train/data.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { tinyArgs, tinyCorpus } from './helpers.ts';
 import { TokenFormer } from '../../src/model.ts';
@@ -132,18 +133,29 @@ describe('growth with zero init', () => {
       expectClose(before.logits, (await run(twice.config, twice.weights, x, y, r.B, r.T)).logits, 'single then kinds');
     });
 
-  it('a model grown in single layers trains (Trainer.grow, then steps)', async () => {
-    const t = Trainer.fresh(be, tinyConfigT(), null, tinyArgs({ steps: 3, evalEvery: 0 }), tinyCorpus());
+  it('a model grown in single layers trains (Trainer.grow, then steps): same next loss, then learns', async () => {
+    const corpus = tinyCorpus();
+    const args = tinyArgs({ steps: 3, evalEvery: 0 });
+    const t = Trainer.fresh(be, tinyConfigT(), null, args, corpus);
     await t.run();
     const before = await t.evaluate();
+    // The pre-growth model's loss on the batch of the next update (the data cursor is the rng state).
+    const next = sampleBatch(corpus.train, args.batch, args.seq, Rng.fromState(t.state.dataRng));
+    const oldLoss = (await run(t.config, await t.model.toHost(), next.ids, next.targets, next.batch, next.seq)).loss;
     const g = growLayers(t.config, await t.model.toHost(), { 'sequential.2.mlp': 24, 'sequential.2.attention.key': 11 }, 'zero', new Rng(1));
     await t.grow(g.config, g.weights);
     expect(await t.evaluate()).toBe(before);
     const p = await t.trainStep();
-    expect(Number.isFinite(p.loss!)).toBe(true);
+    expect(Math.abs(p.loss! - oldLoss)).toBeLessThanOrEqual(1e-6 * oldLoss);
     const host = await t.model.toHost();
     expect(host.get('sequential.2.mlp.key_param_tokens')!.subarray(16 * 16).some((v) => v !== 0)).toBe(true);
     expect(host.get('sequential.2.attention.key.value_param_tokens')!.length).toBe(11 * 16);
+    // A new 20-update stage on the tiny repetitive corpus lowers the validation loss clearly.
+    const grown = await t.evaluate();
+    const stage = t.continueWith(tinyArgs({ steps: 20, lr: 1e-2, minLr: 1e-3, evalEvery: 0, saveEvery: 0 }));
+    await stage.run();
+    expect(await stage.evaluate()).toBeLessThan(grown - 0.5);
+    stage.dispose();
   });
 
   test.prop([arbCase], { numRuns: 15 })('growing in two steps preserves outputs as growing once does', async (r) => {
