@@ -33,9 +33,14 @@ export interface BlockCache<T> {
 
 export type BlockGrads<T> = BlockParams<T>['k'] extends infer K ? { k: K; v: K } : never;
 
-/** x: (N, C) with N = B·T → (N, C). */
+/** Called with each intermediate as forward makes it (names in spec/conformance.md). The handle
+ *  is valid during the call only; keep it with `be.reshape(t, t.shape)` (a counted view). */
+export type BlockTrace<T> = (point: string, t: T) => void;
+
+/** x: (N, C) with N = B·T → (N, C). `trace`, if given, sees h, q, k, v, q_rot, k_rot, attn,
+ *  proj, x1, ffn_in, ffn_out and out in that order. */
 export function blockForward<T extends Handle>(
-  be: Backend<T>, x: T, p: BlockParams<T>, B: number, T_: number,
+  be: Backend<T>, x: T, p: BlockParams<T>, B: number, T_: number, trace?: BlockTrace<T>,
 ): { out: T; cache: BlockCache<T> } {
   const C = x.shape[1];
   const heads4 = [B, T_, p.heads, C / p.heads];
@@ -43,21 +48,33 @@ export function blockForward<T extends Handle>(
   const q = pattention(be, ln1.y, p.k.q, p.v.q, p.norm.q); // (N, C)
   const k = pattention(be, ln1.y, p.k.k, p.v.k, p.norm.k);
   const v = pattention(be, ln1.y, p.k.v, p.v.v, p.norm.v);
+  trace?.('h', ln1.y);
+  trace?.('q', q.out);
+  trace?.('k', k.out);
+  trace?.('v', v.out);
   const q4 = be.reshape(q.out, heads4);
   const k4 = be.reshape(k.out, heads4);
   const v4 = be.reshape(v.out, heads4);
   const qr = be.ops.rotary(q4, p.rotary, false); // (B, T, H, D)
   const kr = be.ops.rotary(k4, p.rotary, false);
+  trace?.('q_rot', qr);
+  trace?.('k_rot', kr);
   for (const t of [q.out, k.out, v.out, q4, k4]) be.dispose(t);
   const att = attention(be, qr, kr, v4); // (B, T, H, D)
   const a = be.reshape(att.out, [B * T_, C]);
   be.dispose(att.out);
   const proj = pattention(be, a, p.k.proj, p.v.proj, p.norm.proj);
   const x1 = be.ops.add(x, proj.out);
+  trace?.('attn', a);
+  trace?.('proj', proj.out);
+  trace?.('x1', x1);
   be.dispose(proj.out);
   const ln2 = be.ops.layerNorm(x1, null, null, p.eps);
   const ffn = pattention(be, ln2.y, p.k.ffn, p.v.ffn, p.norm.ffn);
   const out = be.ops.add(x1, ffn.out);
+  trace?.('ffn_in', ln2.y);
+  trace?.('ffn_out', ffn.out);
+  trace?.('out', out);
   be.dispose(ffn.out);
   const cache = { x, ln1, sq: q.saved, sk: k.saved, sv: v.saved, qr, kr, v4, att: att.saved, a, sp: proj.saved, x1, ln2, sf: ffn.saved };
   return { out, cache };

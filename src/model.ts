@@ -5,7 +5,7 @@
 import type { Backend, Handle } from './backend.ts';
 import type { ModelConfig } from './config.ts';
 import { headDim, rotaryDim } from './config.ts';
-import { blockBackward, blockForward, type BlockCache, type BlockParams } from './block.ts';
+import { blockBackward, blockForward, type BlockCache, type BlockParams, type BlockTrace } from './block.ts';
 import {
   EMBEDDING, blockPattentions, checkParams, finalLinearName, finalNormPrefix, normSlotsOf, paramSpecs,
 } from './params.ts';
@@ -30,6 +30,12 @@ interface ModelCache<T> {
 }
 
 const KEYS = ['q', 'k', 'v', 'proj', 'ffn'] as const;
+
+export interface ForwardOptions<T> {
+  /** Sees embed, block.{i}.{h … out} (see blockForward), final_norm and logits, in order
+   *  (spec/conformance.md). Each handle is valid during the call only. Absent: no cost. */
+  trace?: BlockTrace<T>;
+}
 
 export class TokenFormer<T extends Handle> {
   constructor(
@@ -86,7 +92,7 @@ export class TokenFormer<T extends Handle> {
   }
 
   /** ids, targets: i32 (B, T) on this backend. */
-  forward(ids: T, targets: T | null): ForwardResult<T> {
+  forward(ids: T, targets: T | null, opts: ForwardOptions<T> = {}): ForwardResult<T> {
     const be = this.backend;
     const c = this.config;
     const [B, T_] = ids.shape;
@@ -99,10 +105,12 @@ export class TokenFormer<T extends Handle> {
     const emb = be.ops.embedding(ids, this.p(EMBEDDING)); // (B, T, C)
     const x0 = be.reshape(emb, [N, c.hiddenSize]);
     be.dispose(emb);
+    const trace = opts.trace;
+    trace?.('embed', x0);
     let x = x0;
     const blocks: BlockCache<T>[] = [];
     for (let i = 0; i < c.numLayers; i++) {
-      const r = blockForward(be, x, this.blockParams(i), B, T_);
+      const r = blockForward(be, x, this.blockParams(i), B, T_, trace && ((p, t) => trace(`block.${i}.${p}`, t)));
       blocks.push(r.cache);
       x = r.out;
     }
@@ -110,6 +118,8 @@ export class TokenFormer<T extends Handle> {
     const lnf = be.ops.layerNorm(x, this.p(`${norm}.weight`), this.p(`${norm}.bias`), c.eps);
     const logits2 = be.ops.matmul(lnf.y, this.headWeight(), false, true); // (N, V)
     const logits = be.reshape(logits2, [B, T_, c.vocabSize]);
+    trace?.('final_norm', lnf.y);
+    trace?.('logits', logits);
     let loss: T | null = null;
     let lse: T | null = null;
     let tflat: T | null = null;
