@@ -55,7 +55,6 @@ describe('hostile files', () => {
     expect(e.message).toContain(h.error);
     expect(e.message).not.toMatch(/[\n\r]/);
     expect(e.message.length).toBeLessThanOrEqual(401);
-    expect(e.stack ?? '').not.toContain('node:child_process');
     expect(existsSync(MARKER)).toBe(false);
     expect(readdirSync(join(TB, 'hostile')).length).toBe(before);
   });
@@ -176,6 +175,22 @@ describe('fuzzing: only UserError, never a hang', () => {
   test('the unmutated files load (the harness itself works)', () => {
     expect(parseTorchBin(GOOD, 'good').size).toBe(9);
     expect(parseTorchBin(withPickle(MODEL, () => {}), 'model').size).toBe(14);
+  });
+
+  test('a flipped byte in a storage record is caught by its CRC-32', () => {
+    const b = Uint8Array.from(GOOD);
+    const zip = new ZipArchive(bufferSource(b, 'x'), 'x');
+    const rec = [...zip.entries.values()].find((e) => /\/data\/0$/.test(e.name))!;
+    b[zip.dataOffset(rec)] ^= 1;
+    expect(userErrorOf(() => parseTorchBin(b, 'flip.bin')).message).toContain('CRC-32 mismatch');
+  });
+
+  test('LONG1 integers are two\'s complement (2^31, -1, 2^40)', () => {
+    const long1 = (bytes: number[]) => unpickle(Uint8Array.of(0x80, 2, 0x8a, bytes.length, ...bytes, 0x2e), torchHooks('t'), 't');
+    expect(long1([0, 0, 0, 0x80, 0])).toBe(2 ** 31);
+    expect(long1([0xff])).toBe(-1);
+    expect(long1([0, 0, 0, 0, 0, 1])).toBe(2 ** 40);
+    expect(long1([])).toBe(0);
   });
 
   test('every truncation of a small checkpoint', () => {
