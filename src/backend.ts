@@ -50,6 +50,9 @@ export interface RotaryParams {
   /** Number of leading dims of each head that rotate; even, ≤ D. */
   rotaryDim: number;
   base: number;
+  /** Position of x's first row: rows are positions offset…offset+T−1. An integer ≥ 0;
+   *  absent = 0 (training). The KV-cache decode path passes the cache length (spec/decode.md). */
+  offset?: number;
 }
 
 export interface AdamWParams {
@@ -85,7 +88,7 @@ export interface KernelSigs<T> {
   layerNormBackward(
     dY: T, x: T, mean: T, rstd: T, w: T | null,
   ): { dX: T; dW: T | null; dB: T | null };
-  /** x: [B, T, H, D], positions t = 0…T−1. inverse = rotate by −θ (the backward). */
+  /** x: [B, T, H, D] at positions p.offset + t, t = 0…T−1. inverse = rotate by −θ (the backward). */
   rotary(x: T, p: RotaryParams, inverse: boolean): T;
   /** [a, b, c, d] → [a, c, b, d]. Its own backward (apply to the [a, c, b, d] gradient). */
   permute0213(x: T): T;

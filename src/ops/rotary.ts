@@ -1,8 +1,10 @@
 // Partial rotary position embedding, GPT-NeoX convention (rotate_half), with its backward.
-// Omits: position offsets (positions are always t = 0…T−1), interleaved (GPT-J) layout.
+// Omits: interleaved (GPT-J) layout.
 //
 // Dimension legend: B = batch, T = time, H = heads, D = head dim, rd = rotaryDim, half = rd/2.
-//   inv_freq[i] = 1 / base^(2i/rd),  θ(t, i) = t·inv_freq[i],  i = 0…half−1
+// Row t of x sits at position pos = off + t, off = p.offset (default 0; the KV-cache decode
+// path passes the cache length, spec/decode.md).
+//   inv_freq[i] = 1 / base^(2i/rd),  θ(pos, i) = pos·inv_freq[i],  i = 0…half−1
 //   for j < half:  y[j]      = x[j]·cos θ_j − x[j+half]·sin θ_j
 //                  y[j+half] = x[j+half]·cos θ_j + x[j]·sin θ_j
 //   dims rd…D−1 pass through. The map is a rotation, so its backward is the inverse
@@ -11,6 +13,7 @@
 // float32, which differs by ~1e-7 relative in the angle (invisible at the tolerances).
 
 import type { RotaryParams } from '../backend.ts';
+import { check } from '../errors.ts';
 
 export interface RotarySizes {
   B: number;
@@ -19,15 +22,23 @@ export interface RotarySizes {
   D: number;
 }
 
-/** cos and sin of θ(t, i), each (T, half). */
-export function rotaryTables(T: number, p: RotaryParams): { cos: Float64Array; sin: Float64Array } {
+/** The position of x's first row, p.offset (default 0); a UserError unless an integer ≥ 0.
+ *  Every backend's rotary calls this, so the rule is written once. */
+export function rotaryOffset(p: RotaryParams): number {
+  const off = p.offset ?? 0;
+  check(Number.isSafeInteger(off) && off >= 0, () => `rotary: offset must be an integer ≥ 0, got ${off}`);
+  return off;
+}
+
+/** cos and sin of θ(off + t, i) for t = 0…T−1, each (T, half). */
+export function rotaryTables(T: number, p: RotaryParams, off = 0): { cos: Float64Array; sin: Float64Array } {
   const half = p.rotaryDim / 2;
   const cos = new Float64Array(T * half), sin = new Float64Array(T * half);
   for (let i = 0; i < half; i++) {
     const invFreq = 1 / Math.pow(p.base, (2 * i) / p.rotaryDim);
     for (let t = 0; t < T; t++) {
-      cos[t * half + i] = Math.cos(t * invFreq);
-      sin[t * half + i] = Math.sin(t * invFreq);
+      cos[t * half + i] = Math.cos((off + t) * invFreq);
+      sin[t * half + i] = Math.sin((off + t) * invFreq);
     }
   }
   return { cos, sin };
@@ -40,7 +51,7 @@ export function rotaryForward(
   const { B, T, H, D } = z;
   const half = p.rotaryDim / 2;
   const sign = inverse ? -1 : 1;
-  const { cos, sin } = rotaryTables(T, p);
+  const { cos, sin } = rotaryTables(T, p, rotaryOffset(p));
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {

@@ -5,19 +5,22 @@
 // Dimension legend: B, T, H, D as in src/backend.ts; rd = rotaryDim, half = rd/2; G = B·H.
 // NOTE: the rotary angles t·base^(−2i/rd) reach hundreds of radians, where a float32
 // device sin/cos loses digits; the cos/sin tables are computed on the host in float64
-// (src/ops/rotary.ts `rotaryTables`, the reference's own) and uploaded once per (T, rd, base).
+// (src/ops/rotary.ts `rotaryTables`, the reference's own) and uploaded once per (len, rd, base).
+// Row t sits at position off + t (p.offset, the KV-cache decode path); off is a kernel argument,
+// not a constant, so decoding one token at a time does not compile a kernel per position.
 
 import type { RotaryParams } from '../../../src/backend.ts';
-import { rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryOffset, rotaryTables } from '../../../src/ops/rotary.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { causalDims, checkRotary, expectRank, expectShape, f32 } from '../shapes.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 import { upload } from './linalg.ts';
 
-const ROTARY = kernelSource(['x', 'cs', 'sn'], `const i = this.thread.x;
+const ROTARY = kernelSource(['x', 'cs', 'sn', 'off'], `const i = this.thread.x;
   ${divmod('r1', 'd', 'i', 'D')}
   ${divmod('r2', 'h', 'r1', 'H')}
-  ${divmod('bb', 't', 'r2', 'T')}
+  ${divmod('bb', 'tr', 'r2', 'T')}
+  const t = tr + off;
   const half = this.constants.half;
   let y = x[i];
   if (d < half) {
@@ -29,14 +32,20 @@ const ROTARY = kernelSource(['x', 'cs', 'sn'], `const i = this.thread.x;
   }
   return y;`);
 
-/** Host-computed cos/sin tables [T, half], uploaded once per (T, rd, base). */
-function tables(rt: Runtime, T: number, p: RotaryParams): [GHandle, GHandle] {
-  const key = `rotary:${T}:${p.rotaryDim}:${p.base}`;
+/** Rows of positions an offset rotary needs: T without an offset (as before), else off + T
+ *  rounded up to a power of two (decoding reuses a few tables, not one per position). */
+function tableLength(off: number, T: number): number {
+  return off === 0 ? T : 2 ** Math.ceil(Math.log2(off + T));
+}
+
+/** Host-computed cos/sin tables [len, half] of positions 0…len−1, once per (len, rd, base). */
+function tables(rt: Runtime, len: number, p: RotaryParams): [GHandle, GHandle] {
+  const key = `rotary:${len}:${p.rotaryDim}:${p.base}`;
   let t = rt.resident.get(key);
   if (!t) {
-    const { cos, sin } = rotaryTables(T, p);
+    const { cos, sin } = rotaryTables(len, p);
     const half = p.rotaryDim / 2;
-    t = [upload(rt, Float32Array.from(cos), [T, half]), upload(rt, Float32Array.from(sin), [T, half])];
+    t = [upload(rt, Float32Array.from(cos), [len, half]), upload(rt, Float32Array.from(sin), [len, half])];
     rt.resident.set(key, t);
   }
   return [t[0], t[1]];
@@ -46,12 +55,14 @@ export function rotary(rt: Runtime, x: GHandle, p: RotaryParams, inverse: boolea
   expectRank(f32(x, 'rotary x'), 4, 'rotary x [B, T, H, D]');
   const [, T, H, D] = x.shape;
   checkRotary(p, D);
+  const off = rotaryOffset(p);
   if (x.size === 0) return rt.make(x.shape);
   const half = p.rotaryDim / 2;
   if (half === 0) return rt.launch(`copy:${x.size}`, kernelSource(['a'], 'return a[this.thread.x];'), x.shape, {}, [x]);
-  const [cs, sn] = tables(rt, T, p);
+  const [cs, sn] = tables(rt, tableLength(off, T), p);
   const k = inv({ D, H, T, half, sign: inverse ? -1 : 1 }, 'D', 'H', 'T');
-  return rt.launch(`rotary:${x.shape}:${p.rotaryDim}:${p.base}:${inverse}`, ROTARY, x.shape, k, [x, cs, sn]);
+  // The table length is part of the key: GPU.js compiles a texture's size into the kernel.
+  return rt.launch(`rotary:${x.shape}:${p.rotaryDim}:${p.base}:${inverse}:${cs.size}`, ROTARY, x.shape, k, [x, cs, sn, off]);
 }
 
 /** Per row r = (g, i): lse_i = log Σ_{j≤i} e^{scale·s_ij} (max-shifted). */

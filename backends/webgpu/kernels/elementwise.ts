@@ -1,11 +1,11 @@
 // Elementwise and index-map kernels: add, permute0213, rotary (GPT-NeoX rotate_half). The
 // index maps run one invocation per contiguous row, so integer division (scalarized on CPU
 // adapters) happens per row, not per element.
-// Omits: broadcasting (the contract has none), position offsets for rotary.
+// Omits: broadcasting (the contract has none).
 
 import { check } from '../../../src/errors.ts';
 import type { RotaryParams } from '../../../src/backend.ts';
-import { rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryOffset, rotaryTables } from '../../../src/ops/rotary.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
@@ -95,22 +95,23 @@ export function permute0213(env: Env, x: GHandle): GHandle {
   return y;
 }
 
-/** One invocation per (b, t, h) head row: rotates the first rotaryDim dims, copies the rest. */
+/** One invocation per (b, t, h) head row: rotates the first rotaryDim dims, copies the rest.
+ *  Row t sits at position off + t (the table holds positions 0…len−1, len ≥ off + T). */
 const ROTARY = {
   key: 'rotary',
-  params: 'uuuuuf',
+  params: 'uuuuuuf',
   wgsl: /* wgsl */ `
-struct P { rows: u32, T: u32, H: u32, D: u32, half: u32, sign: f32 }
+struct P { rows: u32, T: u32, H: u32, D: u32, half: u32, off: u32, sign: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> cs: array<vec2<f32>>; // (T, half): cos, sin
+@group(0) @binding(2) var<storage, read> cs: array<vec2<f32>>; // (len, half): cos, sin
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
 fn main(${WGSL_MAIN_1D}) {
   ${WGSL_WGID}
   let r = wgid * 64u + li;
   if (r >= p.rows) { return; }
-  let t = (r / p.H) % p.T;
+  let t = p.off + (r / p.H) % p.T;
   let o = r * p.D;
   for (var j = 0u; j < p.half; j = j + 1u) {
     let k = cs[t * p.half + j];
@@ -124,12 +125,21 @@ fn main(${WGSL_MAIN_1D}) {
 }`,
 };
 
-/** Rotary tables (T, half) as interleaved cos/sin, computed once per (T, rd, base). */
-function tables(env: Env, cache: Map<string, GHandle>, T: number, p: RotaryParams): GHandle {
-  const key = `${T}/${p.rotaryDim}/${p.base}`;
+/**
+ * Rows of positions a rotary at offset `off` needs: T itself without an offset (training: one
+ * table per sequence length, as before), else off + T rounded up to a power of two, so that
+ * decoding one token at a time reuses a few tables instead of uploading one per position.
+ */
+function tableLength(off: number, T: number): number {
+  return off === 0 ? T : 2 ** Math.ceil(Math.log2(off + T));
+}
+
+/** Rotary tables (len, half) of positions 0…len−1 as interleaved cos/sin, once per (len, rd, base). */
+function tables(env: Env, cache: Map<string, GHandle>, len: number, p: RotaryParams): GHandle {
+  const key = `${len}/${p.rotaryDim}/${p.base}`;
   let t = cache.get(key);
   if (!t) {
-    const { cos, sin } = rotaryTables(T, p); // float64, as the CPU reference
+    const { cos, sin } = rotaryTables(len, p); // float64, as the CPU reference
     const cs = new Float32Array(2 * cos.length);
     for (let i = 0; i < cos.length; i++) { cs[2 * i] = cos[i]; cs[2 * i + 1] = sin[i]; }
     t = env.mem.upload(cs, [cos.length, 2], 'f32');
@@ -148,12 +158,15 @@ export function makeRotary(env: Env) {
       check(Number.isInteger(p.rotaryDim) && p.rotaryDim >= 0 && p.rotaryDim % 2 === 0 && p.rotaryDim <= D,
         () => `rotary: rotaryDim must be even and in [0, ${D}], got ${p.rotaryDim}`);
       check(p.base > 0, () => `rotary: base must be > 0, got ${p.base}`);
+      const off = rotaryOffset(p);
       const y = env.mem.alloc(x.shape);
       const rows = x.size / D;
       // rotaryDim 0 binds a dummy table: the kernel only copies.
-      const cs = tables(env, cache, p.rotaryDim === 0 ? 1 : T, p.rotaryDim === 0 ? { ...p, rotaryDim: 2 } : p);
+      const cs = p.rotaryDim === 0
+        ? tables(env, cache, 1, { ...p, rotaryDim: 2 })
+        : tables(env, cache, tableLength(off, T), p);
       const binds = [env.mem.bind(x), env.mem.bind(cs), env.mem.bind(y)];
-      runElems(env, ROTARY, binds, [rows, T, H, D, p.rotaryDim / 2, inverse ? -1 : 1], rows, 64);
+      runElems(env, ROTARY, binds, [rows, T, H, D, p.rotaryDim / 2, off, inverse ? -1 : 1], rows, 64);
       return y;
     },
     free(): void {
