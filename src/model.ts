@@ -1,6 +1,6 @@
 // The TokenFormer language model on any backend: embedding → L blocks → final LayerNorm →
 // logits (tied embedding or separate head) → mean cross-entropy; full backward.
-// Omits: sampling/generation, KV caches and mixed precision.
+// Omits: mixed precision; sampling and the KV-cache decode path (src/decode.ts, src/sample.ts).
 
 import type { Backend, Handle } from './backend.ts';
 import type { ModelConfig } from './config.ts';
@@ -72,7 +72,8 @@ export class TokenFormer<T extends Handle> {
     return t;
   }
 
-  private blockParams(i: number): BlockParams<T> {
+  /** Block i's parameter handles and settings (also used by the KV-cache decode, src/decode.ts). */
+  blockParams(i: number): BlockParams<T> {
     const c = this.config;
     const layers = blockPattentions(c, i);
     const pick = <R>(f: (prefix: string) => R) =>
@@ -87,7 +88,8 @@ export class TokenFormer<T extends Handle> {
     };
   }
 
-  private headWeight(): T {
+  /** The output head's (V, C) weight: the embedding when tied. */
+  headWeight(): T {
     return this.p(this.config.tied ? EMBEDDING : finalLinearName(this.config));
   }
 
