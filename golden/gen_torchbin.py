@@ -6,8 +6,8 @@
 # golden/torchbin/manifest.json. Run:   /usr/bin/python3 golden/gen_torchbin.py [--check]
 # --check regenerates into a temp dir and compares with the committed files (exit 1 on drift).
 # Omits: anything the tests compute themselves (expected values come from golden/models/).
-# NOTE: nothing here unpickles a hostile file; `resolved_globals` only lists what a Python
-# unpickler would ask for, through find_class, without calling anything.
+# NOTE: nothing here unpickles a hostile file; `resolved_globals` only lists the GLOBAL opcodes
+# a Python unpickler would resolve (pickletools.genops reads them without calling anything).
 
 import argparse
 import collections
