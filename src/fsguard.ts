@@ -4,8 +4,10 @@
 // strings (paths, tensor names) are quoted and capped before they reach an error line.
 // Omits: the writes themselves (src/atomic.ts) and checkpoint folders (src/train/checkpoint.ts).
 
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { resolve } from 'node:path';
+import {
+  accessSync, closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, statfsSync, type Stats,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from './errors.ts';
 
 /** Default bound on one input file: 64 GiB (a 15B-parameter f32 checkpoint); TOKENFORMER_MAX_INPUT_BYTES raises it. */
@@ -25,6 +27,12 @@ export function quote(s: unknown, max = 120): string {
   const text = typeof s === 'string' ? s : String(s);
   const q = JSON.stringify(text.length > max ? text.slice(0, max) : text);
   return text.length > max ? `${q.slice(0, -1)}…" (${text.length} chars)` : q;
+}
+
+/** A shape for messages: at most 8 dims, then how many there are (a header may hold 10⁶). */
+export function fmtShape(dims: readonly unknown[]): string {
+  const shown = dims.slice(0, 8).map((d) => (typeof d === 'number' ? String(d) : quote(d, 20))).join(', ');
+  return dims.length > 8 ? `[${shown}, … (${dims.length} dims)]` : `[${shown}]`;
 }
 
 function kind(st: Stats): string {
@@ -79,20 +87,60 @@ function sameFile(a: Stats, b: Stats): boolean {
 }
 
 /**
- * Refuses an output path that exists and is not a regular file (a symlink, a device, a FIFO,
- * a directory), or that is one of `inputs` (by inode, so another spelling is caught too).
- * An absent path is fine: the atomic writer creates it.
+ * Checks an input before anything is computed: it opens (non-blocking, so a FIFO cannot
+ * block), is a regular file, and is at most `limit` bytes. Returns its size.
  */
-export function checkOutputPath(path: string, what: string, inputs: readonly string[] = []): void {
+export function checkInputFile(path: string, what: string, limit = maxInputBytes()): number {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${what} ${quote(path)} is ${kind(st)}, not a regular file`);
+    if (st.size > limit) {
+      throw new UserError(`${what} ${quote(path)} is ${st.size} bytes, over the ${limit}-byte input limit (raise it with TOKENFORMER_MAX_INPUT_BYTES)`);
+    }
+    return st.size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Why `path` cannot be written as an output, or null when it can: it exists and is not a
+ * regular file (a symlink, a device, a FIFO, a directory), or it ends in a slash.
+ */
+export function outputProblem(path: string): string | null {
+  if (path === '' || path.endsWith('/')) return 'names a folder, not a file';
   let st: Stats;
   try {
     st = lstatSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new UserError(`cannot use ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? null : `cannot be checked (${code ?? String(e)})`;
   }
-  if (st.isSymbolicLink()) throw new UserError(`${what} ${quote(path)} is a symbolic link; give the real path (outputs never replace a link)`);
-  if (!st.isFile()) throw new UserError(`${what} ${quote(path)} is ${kind(st)}; outputs must be absent or regular files`);
+  if (st.isSymbolicLink()) return 'is a symbolic link; give the real path (outputs never replace a link)';
+  if (!st.isFile()) return `is ${kind(st)}; outputs must be absent or regular files`;
+  return null;
+}
+
+/**
+ * Refuses an output path that exists and is not a regular file (a symlink, a device, a FIFO,
+ * a directory), or that is one of `inputs` (by inode, so another spelling or a hard link is
+ * caught too). An absent path is fine: the atomic writer creates it.
+ */
+export function checkOutputPath(path: string, what: string, inputs: readonly string[] = []): void {
+  const problem = outputProblem(path);
+  if (problem !== null) throw new UserError(`${what} ${quote(path)} ${problem}`);
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // absent
+  }
   for (const input of inputs) {
     let ist: Stats;
     try {
@@ -104,11 +152,53 @@ export function checkOutputPath(path: string, what: string, inputs: readonly str
   }
 }
 
+/** The output's folder must exist, be a folder, and be writable (checked before any work). */
+export function checkOutputDir(path: string, what: string): void {
+  const dir = dirname(resolve(path));
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${what} ${quote(path)}: its folder ${code === 'ENOENT' ? 'does not exist' : `cannot be used (${code})`}`);
+  }
+  if (!st.isDirectory()) throw new UserError(`${what} ${quote(path)}: ${quote(dir)} is not a folder`);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new UserError(`${what} ${quote(path)}: its folder is not writable`);
+  }
+}
+
+/** Refuses when the output's filesystem has fewer than `bytes` free (statfs; skipped where unsupported). */
+export function checkFreeSpace(path: string, bytes: number, what: string): void {
+  let free: number;
+  try {
+    const fs = statfsSync(dirname(resolve(path)));
+    free = Number(fs.bavail) * Number(fs.bsize);
+  } catch {
+    return;
+  }
+  if (bytes > free) {
+    throw new UserError(`${what} ${quote(path)} needs ${bytes} bytes but its filesystem has ${free} free`);
+  }
+}
+
+/** The path an output will have, with its folder's symlinks resolved (for comparing outputs). */
+function canonical(path: string): string {
+  const abs = resolve(path);
+  try {
+    return join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
 /** Refuses two outputs of one command that name the same file (before either exists). */
 export function checkDistinctOutputs(outputs: ReadonlyArray<[what: string, path: string]>): void {
   const seen = new Map<string, string>();
   for (const [what, path] of outputs) {
-    const abs = resolve(path);
+    const abs = canonical(path);
     const prev = seen.get(abs);
     if (prev !== undefined) throw new UserError(`${what} and ${prev} are the same path ${quote(path)}`);
     seen.set(abs, what);

@@ -5,6 +5,7 @@
 import type { ModelConfig } from './config.ts';
 import type { Rng } from './rng.ts';
 import { UserError } from './errors.ts';
+import { fmtShape, quote } from './fsguard.ts';
 
 export type ParamRole = 'embedding' | 'key' | 'value' | 'norm_weight' | 'norm_bias' | 'final_linear';
 
@@ -128,13 +129,13 @@ export function checkParams(c: ModelConfig, params: Map<string, { shape: readonl
   const specs = paramSpecs(c);
   for (const s of specs) {
     const p = params.get(s.name);
-    if (!p) throw new UserError(`${source}: missing parameter '${s.name}'`);
+    if (!p) throw new UserError(`${source}: missing parameter ${quote(s.name)}`);
     if (p.shape.length !== s.shape.length || p.shape.some((d, i) => d !== s.shape[i])) {
-      throw new UserError(`${source}: '${s.name}' has shape [${p.shape}], config says [${s.shape}]`);
+      throw new UserError(`${source}: ${quote(s.name)} has shape ${fmtShape(p.shape)}, config says ${fmtShape(s.shape)}`);
     }
   }
   const known = new Set(specs.map((s) => s.name));
   for (const name of params.keys()) {
-    if (!known.has(name) && !BUFFER_NAME.test(name)) throw new UserError(`${source}: unexpected tensor '${name}' for this config`);
+    if (!known.has(name) && !BUFFER_NAME.test(name)) throw new UserError(`${source}: unexpected tensor ${quote(name)} for this config`);
   }
 }

@@ -1,12 +1,13 @@
 // Safetensors read/write (https://github.com/huggingface/safetensors, format described in
 // spec/checkpoint.md): reads F32/F16/BF16 (to Float32Array) and I32/I64/I16/U16/I8/U8/BOOL
-// (to Int32Array; see src/safetensors-dtypes.ts), writes F32 and I32. Every malformed input
-// is a one-line UserError naming the file.
+// (to Int32Array; see src/safetensors-dtypes.ts), writes F32 and I32, whole or streamed tensor
+// by tensor (or chunk by chunk) into a staged temp file. Every malformed input is a one-line
+// UserError naming the file; names and shapes in messages are quoted and capped.
 // Omits: memory-mapping, lazy loading, and F64/U32/U64/F8_* (recognised, rejected clearly).
 
-import { readFileSync } from 'node:fs';
 import { UserError } from './errors.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { StagedWriter, commitStaged, type StagedFile } from './atomic.ts';
+import { fmtShape, quote, readInputFile } from './fsguard.ts';
 import { ITEMSIZE, LITTLE_ENDIAN, READABLE, decode, fail, q } from './safetensors-dtypes.ts';
 export { bf16ToNumber, f16ToNumber } from './safetensors-dtypes.ts';
 
@@ -165,7 +166,7 @@ function checkEntry(name: string, v: unknown, dataLen: number, source: string): 
   const numel = dims.includes(0) ? 0 : dims.reduce((a, b) => a * b, 1);
   const want = numel * ITEMSIZE[dtype];
   if (want !== end - begin) {
-    fail(source, `${t}: shape [${dims.join(', ')}] × ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`);
+    fail(source, `${t}: shape ${fmtShape(dims)} × ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`);
   }
   return { name, dtype, shape: dims.slice(), begin, end, numel };
 }
@@ -210,21 +211,79 @@ export function parseSafetensors(bytes: Uint8Array, source: string): SafeTensors
   return out;
 }
 
-/** Reads and parses a safetensors file; I/O problems are UserErrors too. */
-export function readSafetensors(path: string): SafeTensors {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    return fail(path, `cannot read (${e instanceof Error ? e.message : String(e)})`);
-  }
-  return parseSafetensors(bytes, path);
+/**
+ * Reads and parses a safetensors file; I/O problems are UserErrors too. Only regular files
+ * (symlinks to one are followed), bounded by TOKENFORMER_MAX_INPUT_BYTES (src/fsguard.ts).
+ */
+export function readSafetensors(path: string, what = 'safetensors file'): SafeTensors {
+  return parseSafetensors(readInputFile(path, what), quote(path));
 }
 
 function dtypeOf(data: Float32Array | Int32Array): 'F32' | 'I32' {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Int32Array) return 'I32';
   throw new UserError('safetensors: only Float32Array (F32) and Int32Array (I32) can be written');
+}
+
+/** One tensor of a file to write: its data may come later (streamed). */
+export interface TensorSpec {
+  name: string;
+  dtype: 'F32' | 'I32';
+  shape: readonly number[];
+}
+
+function numelOf(name: string, shape: readonly number[]): number {
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new UserError(`safetensors: tensor ${q(name)} has a bad dim ${d}`);
+  }
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The 8-byte length prefix and the JSON header for tensors stored in the given order, space-
+ * padded so data starts 8-aligned. Returns it and the data section's length in bytes.
+ */
+export function safetensorsHeader(specs: readonly TensorSpec[], metadata?: Record<string, string>): { header: Uint8Array; dataBytes: number } {
+  const parts: string[] = [];
+  if (metadata && Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new UserError(`safetensors: metadata ${q(k)} is not a string`);
+    }
+    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+  }
+  let offset = 0;
+  for (const t of specs) {
+    if (t.name === '__metadata__') throw new UserError('safetensors: "__metadata__" is not a tensor name');
+    const end = offset + 4 * numelOf(t.name, t.shape);
+    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
+    offset = end;
+  }
+  const raw = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const headerLen = Math.ceil(raw.length / 8) * 8;
+  const header = new Uint8Array(8 + headerLen);
+  const dv = new DataView(header.buffer);
+  dv.setUint32(0, headerLen, true); // headers here are far below 2^32
+  dv.setUint32(4, 0, true);
+  header.set(raw, 8);
+  header.fill(0x20, 8 + raw.length);
+  return { header, dataBytes: offset };
+}
+
+function sortedItems(tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>): [string, TensorIn][] {
+  const items = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)) as [string, TensorIn][];
+  items.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [name, t] of items) {
+    const numel = numelOf(name, t.shape);
+    dtypeOf(t.data);
+    if (numel !== t.data.length) {
+      throw new UserError(`safetensors: tensor ${q(name)} shape ${fmtShape(t.shape)} needs ${numel} elements, data has ${t.data.length}`);
+    }
+  }
+  return items;
+}
+
+function specsOf(items: [string, TensorIn][]): TensorSpec[] {
+  return items.map(([name, t]) => ({ name, dtype: dtypeOf(t.data), shape: t.shape }));
 }
 
 /**
@@ -235,64 +294,58 @@ export function serializeSafetensors(
   tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const items = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)) as [string, TensorIn][];
-  items.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const parts: string[] = [];
-  if (metadata && Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new UserError(`safetensors: metadata ${q(k)} is not a string`);
-    }
-    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
-  }
-  let offset = 0;
-  for (const [name, t] of items) {
-    if (name === '__metadata__') throw new UserError('safetensors: "__metadata__" is not a tensor name');
-    const dtype = dtypeOf(t.data);
-    for (const d of t.shape) {
-      if (!Number.isSafeInteger(d) || d < 0) throw new UserError(`safetensors: tensor ${q(name)} has a bad dim ${d}`);
-    }
-    const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (numel !== t.data.length) {
-      throw new UserError(`safetensors: tensor ${q(name)} shape [${t.shape.join(', ')}] needs ${numel} elements, data has ${t.data.length}`);
-    }
-    const end = offset + t.data.byteLength;
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
-    offset = end;
-  }
-  const raw = new TextEncoder().encode(`{${parts.join(',')}}`);
-  const headerLen = Math.ceil(raw.length / 8) * 8;
-  const out = new Uint8Array(8 + headerLen + offset);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, headerLen, true); // headers here are far below 2^32
-  dv.setUint32(4, 0, true);
-  out.set(raw, 8);
-  out.fill(0x20, 8 + raw.length, 8 + headerLen);
-  let pos = 8 + headerLen;
+  const items = sortedItems(tensors);
+  const { header, dataBytes } = safetensorsHeader(specsOf(items), metadata);
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header);
+  let pos = header.length;
   for (const [, t] of items) {
-    writeData(out, pos, t.data);
+    out.set(tensorBytes(t.data), pos);
     pos += t.data.byteLength;
   }
   return out;
 }
 
-function writeData(out: Uint8Array, pos: number, data: Float32Array | Int32Array): void {
-  if (LITTLE_ENDIAN) {
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), pos);
-    return;
-  }
-  const dv = new DataView(out.buffer, pos, data.byteLength);
+/** A tensor's little-endian bytes (a view on little-endian machines, else a converted copy). */
+export function tensorBytes(data: Float32Array | Int32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(data.byteLength);
+  const dv = new DataView(out.buffer);
   const f = data instanceof Float32Array;
   for (let i = 0; i < data.length; i++) {
     if (f) dv.setFloat32(4 * i, data[i], true);
     else dv.setInt32(4 * i, data[i], true);
   }
+  return out;
 }
 
-/** serializeSafetensors + writeFileAtomic: the target is replaced whole or not at all. */
+/**
+ * Writes a safetensors file into a staged temp file next to `path`, tensor by tensor (no
+ * whole-file buffer); commit it with commitStaged. Nothing is left on failure.
+ */
+export function stageSafetensors(
+  path: string,
+  tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>,
+  metadata?: Record<string, string>,
+): StagedFile {
+  const items = sortedItems(tensors);
+  const { header } = safetensorsHeader(specsOf(items), metadata);
+  const w = new StagedWriter(path);
+  try {
+    w.write(header);
+    for (const [, t] of items) w.write(tensorBytes(t.data));
+    return w.finish();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}
+
+/** Staged safetensors write + commit: the target is replaced whole or not at all. */
 export function writeSafetensorsAtomic(
   path: string,
   tensors: Record<string, TensorIn> | ReadonlyMap<string, TensorIn>,
   metadata?: Record<string, string>,
 ): void {
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+  commitStaged([stageSafetensors(path, tensors, metadata)]);
 }
