@@ -11,6 +11,8 @@ import { readConfigFile } from '../src/config-parse.ts';
 import { TokenFormer } from '../src/model.ts';
 import { f16ToNumber, bf16ToNumber } from '../src/safetensors.ts';
 import { readTorchBin } from '../src/torch-bin.ts';
+import { loadTorchZip } from '../src/torch-bin/load.ts';
+import { bufferSource } from '../src/torch-bin/source.ts';
 import { readWeightsFile, weightsFormat } from '../src/weights.ts';
 import { checkValues } from './helpers/compare.ts';
 import { GOLDEN_DIR, goldenPath, loadFixture, loadManifest, need } from './helpers/golden.ts';
@@ -119,6 +121,16 @@ describe('int_buffers.bin', () => {
     expect(got.shape).toEqual(want.shape);
     expect(got.data).toBeInstanceOf(want.values.every(Number.isInteger) && DTYPES[name] !== 'F32' ? Int32Array : Float32Array);
     expect(Array.from(got.data)).toEqual(want.values);
+  });
+});
+
+describe('records over the whole-read limit are read view by view', () => {
+  test.each(tbManifest.good.map((g) => g.file))('%s', (file) => {
+    const bytes = readFileSync(join(TB, file));
+    const whole = loadTorchZip(bufferSource(bytes, file), file);
+    const byView = loadTorchZip(bufferSource(bytes, file), file, {}, 0);
+    expect([...byView.keys()]).toEqual([...whole.keys()]);
+    for (const [name, t] of whole) expect(byView.get(name), name).toEqual(t);
   });
 });
 

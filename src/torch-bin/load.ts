@@ -141,22 +141,53 @@ function isRowMajor(shape: number[], stride: number[]): boolean {
   return true;
 }
 
-/** One view out of its storage record's bytes. */
-function materialize(rec: Uint8Array, name: string, t: TensorRef, numel: number, source: string) {
-  const { dtype } = t.storage;
-  const size = ITEMSIZE[dtype];
-  if (numel === 0) return decode(rec, 0, 0, dtype, source, name);
-  if (isRowMajor(t.shape, t.stride)) return decode(rec, t.offset * size, numel, dtype, source, name);
+/** Elements [first, last + 1) of its storage that a non-empty view touches. */
+function extent(t: TensorRef): [number, number] {
   let span = 1;
   for (let i = 0; i < t.shape.length; i++) span += (t.shape[i] - 1) * t.stride[i];
-  const src = decode(rec, t.offset * size, span, dtype, source, name);
+  return [t.offset, span];
+}
+
+/** One view out of `bytes`, which hold its storage from element `base` on. */
+function materialize(bytes: Uint8Array, base: number, name: string, t: TensorRef, numel: number, source: string) {
+  const { dtype } = t.storage;
+  const size = ITEMSIZE[dtype];
+  if (numel === 0) return decode(bytes, 0, 0, dtype, source, name);
+  const [first, span] = extent(t);
+  if (isRowMajor(t.shape, t.stride)) return decode(bytes, (first - base) * size, numel, dtype, source, name);
+  const src = decode(bytes, (first - base) * size, span, dtype, source, name);
   const out = src instanceof Float32Array ? new Float32Array(numel) : new Int32Array(numel);
   gather(src, out, t.shape, t.stride);
   return out;
 }
 
+/**
+ * Records up to this size are read whole, CRC-checked, and shared by their views. A bigger one
+ * (zero_to_fp32's flat buffer of a large model) is read view by view, without its CRC: one
+ * buffer cannot hold it in every Node, and peak memory stays near the output's.
+ */
+export const WHOLE_RECORD_BYTES = 1 << 30;
+
+function loadGroup(l: Layout, entry: ZipEntry, group: Planned[], source: string, wholeMax: number) {
+  const out = new Map<string, Float32Array | Int32Array>();
+  if (entry.size <= wholeMax) {
+    const rec = l.zip.read(entry);
+    for (const { name, t, numel } of group) out.set(name, materialize(rec, 0, name, t, numel, source));
+    return out;
+  }
+  for (const { name, t, numel } of group) {
+    const size = ITEMSIZE[t.storage.dtype];
+    const [first, span] = numel === 0 ? [0, 0] : extent(t);
+    const bytes = l.zip.readRange(entry, first * size, span * size);
+    out.set(name, materialize(bytes, first, name, t, numel, source));
+  }
+  return out;
+}
+
 /** Reads a torch.save zip checkpoint from `src`; every failure is a one-line UserError. */
-export function loadTorchZip(src: ByteSource, source: string, opts: TorchBinOptions = {}): SafeTensors {
+export function loadTorchZip(
+  src: ByteSource, source: string, opts: TorchBinOptions = {}, wholeMax = WHOLE_RECORD_BYTES,
+): SafeTensors {
   const l = findLayout(new ZipArchive(src, source), source);
   checkRecords(l, source);
   const root = unpickle(l.zip.read(l.pkl), torchHooks(source), source);
@@ -169,8 +200,8 @@ export function loadTorchZip(src: ByteSource, source: string, opts: TorchBinOpti
   }
   const data = new Map<string, Float32Array | Int32Array>();
   for (const [storage, group] of byStorage) {
-    const rec = l.zip.read(records.get(storage)!); // one storage record in memory at a time
-    for (const { name, t, numel } of group) data.set(name, materialize(rec, name, t, numel, source));
+    // one storage record in memory at a time
+    for (const [name, d] of loadGroup(l, records.get(storage)!, group, source, wholeMax)) data.set(name, d);
   }
   const out = new SafeTensors();
   for (const { name, t } of tensors) out.set(name, { dtype: t.storage.dtype, shape: t.shape, data: data.get(name)! });

@@ -172,6 +172,14 @@ export class ZipArchive {
     return start;
   }
 
+  /** Bytes [start, start + len) of an entry, not CRC-checked (the range is checked). */
+  readRange(e: ZipEntry, start: number, len: number): Uint8Array {
+    if (start < 0 || len < 0 || start + len > e.size) {
+      fail(this.source, `zip entry ${q(e.name)}: bytes [${start}, ${start + len}) are outside its ${e.size}`);
+    }
+    return this.src.read(this.dataOffset(e) + start, len);
+  }
+
   /** An entry's bytes, CRC-checked where this Node has zlib.crc32 (20.15 and later). */
   read(e: ZipEntry): Uint8Array {
     const bytes = this.src.read(this.dataOffset(e), e.size);
