@@ -5,3 +5,4 @@ import { registerGrow } from './grow.ts';
 import { registerTrain } from './train.ts';
 
 export const extraCommands: Array<(program: Command) => void> = [registerTrain, registerGrow, registerDemo];
+import { registerScaling } from './scaling.ts'; extraCommands.push(registerScaling); // tokenformer scaling (src/scaling/)
