@@ -6,3 +6,4 @@ import { registerTrain } from './train.ts';
 
 export const extraCommands: Array<(program: Command) => void> = [registerTrain, registerGrow, registerDemo];
 import { registerScaling } from './scaling.ts'; extraCommands.push(registerScaling); // tokenformer scaling (src/scaling/)
+import { registerConformance } from './conformance.ts'; extraCommands.push(registerConformance); // tokenformer conformance (src/conformance/)
