@@ -54,7 +54,7 @@ function checkRecords(l: Layout, source: string): void {
   if (version !== null && !/^[0-9]{1,4}$/.test(version)) fail(source, `version record ${q(version)} is not a number`);
 }
 
-/** Elements a view touches, or null for an empty view; throws if it leaves its storage. */
+/** The view's element count (0 when empty); throws if it reads outside its storage. */
 function checkView(name: string, t: TensorRef, source: string): number {
   const numel = t.shape.includes(0) ? 0 : t.shape.reduce((a, b) => a * b, 1);
   const s = t.storage;
