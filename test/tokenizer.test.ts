@@ -40,7 +40,7 @@ describe('GPT-NeoX-20B tokenizer', () => {
     expect(tk.encode('Hello world')).toEqual([raw.model.vocab.Hello, raw.model.vocab['Ġworld']]);
   });
 
-  it('has 50277 ids (50254 BPE entries and the added tokens) and EOS <|endoftext|> = 0', () => {
+  it('has 50277 ids (50254 BPE entries, then 23 added space runs) and EOS <|endoftext|> = 0', () => {
     const eos = raw.added_tokens.find((a) => a.content === '<|endoftext|>')!;
     const maxAdded = Math.max(...raw.added_tokens.map((a) => a.id));
     expect(tk.size).toBe(Math.max(maxAdded, ...Object.values(raw.model.vocab)) + 1);
