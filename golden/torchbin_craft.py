@@ -116,7 +116,8 @@ def legacy_file(sd):
     """The pre-1.6 format, its storage key (a memory address) replaced by a fixed one."""
     buf = io.BytesIO()
     torch.save(sd, buf, _use_new_zipfile_serialization=False)
-    blob = re.sub(rb"X(.{4})([0-9]{6,})", lambda m: b"X" + m.group(1) + b"1" * len(m.group(2)),
+    fixed = b"1234567890"  # the address's length varies too, so its length prefix is rewritten
+    blob = re.sub(rb"X.{4}[0-9]{6,}(?=q)", lambda m: b"X" + struct.pack("<I", len(fixed)) + fixed,
                   buf.getvalue(), flags=re.S)
     assert all(torch.equal(a, sd[k]) for k, a in torch.load(io.BytesIO(blob)).items())
     return blob
