@@ -2,12 +2,16 @@
 // into a validated ModelConfig, and writes one back as YAML (spec/config.md).
 // Omits: GPT-NeoX's merging of several config files, training keys (ignored here; the trainer
 // reads its own), and every model variant other than TokenFormer (rejected, not approximated).
+//
+// NOTE: the yaml package's own duplicate-key check (uniqueKeys) scans every earlier key of a
+// map for each new one, quadratic in the key count (60,000 keys took 54 s); it is off, and
+// duplicateKey() below does the same check with one Set per map.
 
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
-import { type ModelConfig, rotaryDim } from './config.ts';
+import { parseDocument, isMap, isScalar, visit, type Document } from 'yaml';
+import { CONFIG_LIMITS, MAX_CONFIG_KEYS, MAX_CONFIG_SEPARATORS, MAX_LAYER_SLOTS, type ModelConfig, rotaryDim } from './config.ts';
 import { VARIANTS, type Variant } from './backend.ts';
 import { UserError } from './errors.ts';
+import { readInputText } from './fsguard.ts';
 import { pattentionLayers } from './params.ts';
 
 export interface ConfigParseOptions {
@@ -40,6 +44,7 @@ function safeJson(v: unknown): string | null {
 
 function show(v: unknown): string {
   if (v instanceof Map) return 'a mapping';
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v); // NaN and ±Infinity, which JSON shows as null
   const s = safeJson(v);
   return s === null ? (typeof v === 'object' && v !== null ? 'a nested value' : String(v)) : oneLine(s, 60);
 }
@@ -50,6 +55,7 @@ function normalizeKeys(raw: unknown, source: string): Raw {
   if (raw instanceof Map) entries = [...raw.entries()];
   else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) entries = Object.entries(raw);
   else return fail(source, 'config is not a mapping of keys to values');
+  if (entries.length > MAX_CONFIG_KEYS) fail(source, tooManyKeys(entries.length));
   const out: Raw = new Map();
   const spelled = new Map<string, string>();
   for (const [k, v] of entries) {
@@ -65,13 +71,27 @@ function normalizeKeys(raw: unknown, source: string): Raw {
   return out;
 }
 
-function posInt(raw: Raw, key: string, source: string): number {
-  const v = raw.get(key);
-  if (v === undefined || v === null) fail(source, `missing required key ${key}`);
+function tooManyKeys(n: number): string {
+  return `too many keys (${n}; a config has at most ${MAX_CONFIG_KEYS}, the official ones about 90)`;
+}
+
+type SizeKey = keyof typeof CONFIG_LIMITS;
+
+/** A size field: a positive integer no larger than its CONFIG_LIMITS entry. */
+function checkSize(v: unknown, key: SizeKey, source: string): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v > CONFIG_LIMITS[key]) {
+    fail(source, `${key} ${show(v)} exceeds the limit of ${CONFIG_LIMITS[key]} (no TokenFormer is that large; see spec/config.md)`);
+  }
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
     fail(source, `${key} must be a positive integer, got ${show(v)}`);
   }
   return v;
+}
+
+function posInt(raw: Raw, key: SizeKey, source: string): number {
+  const v = raw.get(key);
+  if (v === undefined || v === null) fail(source, `missing required key ${key}`);
+  return checkSize(v, key, source);
 }
 
 function posNumber(raw: Raw, key: string, fallback: number, source: string): number {
@@ -147,6 +167,14 @@ function isLayerPrefix(k: unknown, numLayers: number): k is string {
   return m !== null && idx >= 2 && idx <= numLayers + 1;
 }
 
+/** One entry of a per-layer map: a positive integer ≤ MAX_LAYER_SLOTS. */
+function checkLayerCount(key: string, k: string, n: unknown, source: string): void {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+    fail(source, `${key}[${show(k)}] must be a positive integer, got ${show(n)}`);
+  }
+  if (n > MAX_LAYER_SLOTS) fail(source, `${key}[${show(k)}] = ${n} exceeds the limit of ${MAX_LAYER_SLOTS} tokens per layer`);
+}
+
 /** A map Pattention layer prefix → positive integer (tokenformer_norm_slots, tokenformer_layer_slots). */
 function layerMap(raw: Raw, key: string, numLayers: number, source: string): Record<string, number> {
   const v = raw.get(key);
@@ -156,9 +184,7 @@ function layerMap(raw: Raw, key: string, numLayers: number, source: string): Rec
   const out: Record<string, number> = {};
   for (const [k, n] of entries) {
     if (!isLayerPrefix(k, numLayers)) fail(source, prefixError(key, k, numLayers));
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
-      fail(source, `${key}[${show(k)}] must be a positive integer, got ${show(n)}`);
-    }
+    checkLayerCount(key, k, n, source);
     Object.defineProperty(out, k, { value: n, enumerable: true, writable: true, configurable: true });
   }
   return out;
@@ -197,8 +223,42 @@ export function configFromObject(raw: unknown, source: string, opts: ConfigParse
   return c;
 }
 
-/** The cross-field rules; also for configs built in code (e.g. by growth). */
+const SIZE_FIELDS: [keyof ModelConfig, SizeKey][] = [
+  ['numLayers', 'num_layers'], ['hiddenSize', 'hidden_size'], ['numHeads', 'num_attention_heads'],
+  ['qkvSlots', 'qkv_slot_num'], ['projSlots', 'proj_slot_num'], ['ffnSlots', 'ffn_slot_num'],
+  ['maxPositions', 'max_position_embeddings'], ['vocabSize', 'vocab_size'],
+];
+
+const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map);
+
+/** Every field of a ModelConfig built in code or read from a checkpoint's state.json. */
+function validateFields(c: ModelConfig, source: string): void {
+  if (!isPlainObject(c)) fail(source, `the model config is ${show(c)}, not an object`);
+  for (const [field, key] of SIZE_FIELDS) {
+    if (c[field] === undefined) fail(source, `missing required key ${key}`);
+    checkSize(c[field], key, source);
+  }
+  for (const [field, key] of [['rotaryPct', 'rotary_pct'], ['rotaryBase', 'rotary_emb_base'], ['eps', 'layernorm_epsilon']] as const) {
+    const v = c[field];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, `${key} must be a positive number, got ${show(v)}`);
+  }
+  if (!(VARIANTS as readonly unknown[]).includes(c.variant)) {
+    fail(source, `norm_activation_type ${show(c.variant)} is not supported (expected ${VARIANTS.join(' or ')})`);
+  }
+  if (typeof c.tied !== 'boolean') fail(source, `tied (!no_weight_tying) must be true or false, got ${show(c.tied)}`);
+  if (c.normSlots === undefined) fail(source, 'missing tokenformer_norm_slots (normSlots; {} when no layer is pinned)');
+  if (!isPlainObject(c.normSlots)) fail(source, `tokenformer_norm_slots must be a mapping, got ${show(c.normSlots)}`);
+  if (c.layerSlots !== undefined && !isPlainObject(c.layerSlots)) {
+    fail(source, `tokenformer_layer_slots must be a mapping, got ${show(c.layerSlots)}`);
+  }
+}
+
+/**
+ * Every rule of a config: each field's type and range (CONFIG_LIMITS) and the cross-field
+ * rules. For configs built in code (growth, the demo) and read from a checkpoint.
+ */
 export function validateConfig(c: ModelConfig, source: string): void {
+  validateFields(c, source);
   if (c.hiddenSize % c.numHeads !== 0) {
     fail(source, `hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
   }
@@ -218,7 +278,7 @@ function validateLayerSlots(c: ModelConfig, source: string): void {
   for (const [key, map] of [['tokenformer_norm_slots', c.normSlots], ['tokenformer_layer_slots', c.layerSlots ?? {}]] as const) {
     for (const [k, n] of Object.entries(map)) {
       if (!isLayerPrefix(k, c.numLayers)) fail(source, prefixError(key, k, c.numLayers));
-      if (!Number.isSafeInteger(n) || n < 1) fail(source, `${key}[${show(k)}] must be a positive integer, got ${show(n)}`);
+      checkLayerCount(key, k, n, source);
     }
   }
   for (const l of pattentionLayers(c)) {
@@ -231,12 +291,34 @@ function validateLayerSlots(c: ModelConfig, source: string): void {
   }
 }
 
+/**
+ * ':', ',' and '?' in the text: a bound on its map entries (each entry but a map's first has
+ * a ',' or a newline before it and a ':' or a '?' in it), counted in one pass so a file of
+ * 300,000 keys is refused before the YAML parser (about 30 µs a key) runs.
+ */
+function separatorCount(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x3a || ch === 0x2c || ch === 0x3f) n++;
+  }
+  return n;
+}
+
 /** Parses YAML or JSON text (JSON is read as YAML 1.2, which it is). */
 export function parseConfig(text: string, source: string, opts: ConfigParseOptions = {}): ModelConfig {
+  const seps = separatorCount(text);
+  if (seps > MAX_CONFIG_SEPARATORS) {
+    fail(source, `too many keys: the text has ${seps} ':', ',' or '?' separators; a config has at most ${MAX_CONFIG_KEYS} `
+      + `keys and ${MAX_CONFIG_SEPARATORS} separators (the official ones have about 90 and 200)`);
+  }
   let raw: unknown;
   try {
-    const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
+    const doc = parseDocument(text, { schema: 'core', uniqueKeys: false, prettyErrors: false });
     if (doc.errors.length > 0) fail(source, `not valid YAML/JSON: ${doc.errors[0].message}`);
+    if (isMap(doc.contents) && doc.contents.items.length > MAX_CONFIG_KEYS) fail(source, tooManyKeys(doc.contents.items.length));
+    const dup = duplicateKey(doc);
+    if (dup !== null) fail(source, `not valid YAML/JSON: Map keys must be unique (${dup} is repeated)`);
     raw = doc.toJS({ mapAsMap: true, maxAliasCount: 100 });
   } catch (e) {
     if (e instanceof UserError) throw e;
@@ -247,15 +329,32 @@ export function parseConfig(text: string, source: string, opts: ConfigParseOptio
   return configFromObject(raw, source, opts);
 }
 
-/** Reads a config file (YAML or JSON). */
+/**
+ * The first scalar key repeated within one map, shown, or null: the check yaml's uniqueKeys
+ * makes (scalars equal by value), in linear time. Non-scalar keys are never equal.
+ */
+function duplicateKey(doc: Document): string | null {
+  let found: string | null = null;
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) {
+          found = show(pair.key.value);
+          return visit.BREAK;
+        }
+        seen.add(pair.key.value);
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+/** Reads a config file (YAML or JSON): a regular file, bounded (src/fsguard.ts). */
 export function readConfigFile(path: string, opts: ConfigParseOptions = {}): ModelConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    return fail(path, `cannot read (${e instanceof Error ? e.message : String(e)})`);
-  }
-  return parseConfig(text, path, opts);
+  return parseConfig(readInputText(path, 'config'), path, opts);
 }
 
 /** A number both YAML 1.2 and PyYAML (YAML 1.1, which needs a "." before "e") read as a float. */

@@ -1,5 +1,6 @@
 // The model config: the official GPT-NeoX keys TokenFormer uses, normalized to one type.
 // Parsing (YAML/JSON, `-`/`_` spellings, validation) lives in src/config-parse.ts.
+// Omits: training keys (the trainer reads its own flags) and every non-TokenFormer variant.
 
 import type { Variant } from './backend.ts';
 
@@ -32,6 +33,31 @@ export interface ModelConfig {
    */
   layerSlots?: Record<string, number>;
 }
+
+/**
+ * Upper bounds no real TokenFormer reaches (the largest official one has 40 layers, hidden
+ * 2048 and a few thousand tokens per layer), so an absurd value (num_layers 10⁶,
+ * qkv_slot_num 10⁸) is refused at once instead of allocating for minutes. spec/config.md.
+ */
+export const CONFIG_LIMITS = {
+  num_layers: 1024,
+  hidden_size: 65_536,
+  num_attention_heads: 65_536,
+  qkv_slot_num: 1 << 20,
+  proj_slot_num: 1 << 20,
+  ffn_slot_num: 1 << 20,
+  max_position_embeddings: 1 << 24,
+  vocab_size: 1 << 24,
+} as const;
+
+/** Token counts in tokenformer_norm_slots / tokenformer_layer_slots share the slot limit. */
+export const MAX_LAYER_SLOTS = 1 << 20;
+
+/** Top-level keys a config file may have (the official ones have about 90). */
+export const MAX_CONFIG_KEYS = 10_000;
+
+/** ':', ',' and '?' characters a config file may hold: a cheap bound on its entries, checked before parsing. */
+export const MAX_CONFIG_SEPARATORS = 20_000;
 
 /** head_dim = hidden / heads. */
 export function headDim(c: ModelConfig): number {
