@@ -1,12 +1,15 @@
 // Opening Dawn: import the native module lazily, find an adapter, and request a device with
 // the adapter's highest buffer and workgroup limits. Any failure to get that far is
-// BackendUnavailable, so callers can fall back to the CPU reference.
+// BackendUnavailable, so callers can fall back to the CPU reference. Adapter discovery runs
+// without Dawn's two limit-clamp warnings (./dawn-stderr.ts says why they cannot be avoided
+// by requesting other limits).
 // Omits: adapter selection among several GPUs (Dawn's default choice is used).
 
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BackendUnavailable } from '../index.ts';
+import { withoutDawnClampWarnings } from './dawn-stderr.ts';
 
 /** Limits requested at the adapter's own maximum (the defaults are the spec minimums). */
 const RAISED_LIMITS = [
@@ -42,7 +45,12 @@ export function getGPU(): Promise<GPU> {
     for (const [k, v] of Object.entries(dawn.globals)) {
       if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
     }
-    return dawn.create([]);
+    const gpu = dawn.create([]);
+    // Dawn enumerates adapters again on every call (and warns again), so wrap the method
+    // itself: GPU.js's webgpu mode calls it on this same object (backends/gpujs).
+    const request = gpu.requestAdapter.bind(gpu);
+    gpu.requestAdapter = (opts?: GPURequestAdapterOptions) => withoutDawnClampWarnings(() => request(opts));
+    return gpu;
   })();
   gpuPromise.catch(() => { gpuPromise = null; });
   return gpuPromise;
