@@ -1,6 +1,7 @@
 // The GPU.js backend: the kernel contract (src/backend.ts) on GPU.js 2.24, in one of its
-// modes: headlessgl (WebGL 1 through the `gl` package, needs an X display), webgpu (Dawn
-// through the `webgpu` package), webasm (WebAssembly + SIMD) or cpu (GPU.js's JS backend).
+// modes: headlessgl (WebGL 1 through the `gl` package, on an X display: DISPLAY, or a
+// private Xvfb it starts, ./xvfb.ts), webgpu (Dawn through the `webgpu` package),
+// webasm (WebAssembly + SIMD) or cpu (GPU.js's JS backend).
 // Omits: fused attention (src/compose.ts composes it); GPU.js's webgl/webgl2 modes, which
 // need a browser. spec/backends/gpujs.md has the modes, their precision and speed.
 
@@ -18,6 +19,7 @@ import { normAct, normActBackward } from './kernels/normact.ts';
 import { pattention, pattentionBackward } from './kernels/pattention.ts';
 import { Runtime, type GHandle } from './runtime.ts';
 import { live } from './shapes.ts';
+import { acquireXvfb, findOnPath, releaseXvfb, type PrivateDisplay } from './xvfb.ts';
 
 export type { GHandle } from './runtime.ts';
 type GpujsModule = typeof import('gpu.js');
@@ -31,34 +33,48 @@ function ensureRuntimeDir(): void {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'gpujs-xdg-'));
 }
 
-/** GPU.js's webgpu mode reads navigator.gpu; Node has none, so install Dawn's (once). */
+/**
+ * GPU.js's webgpu mode reads navigator.gpu; Node has none, so install Dawn's (once): the
+ * entry point the webgpu backend uses too, whose adapter discovery is kept quiet.
+ */
 async function ensureNavigatorGpu(): Promise<void> {
   const g = globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } };
   if (!g.navigator?.gpu) {
-    let dawn: typeof import('webgpu');
+    const { getGPU } = await import('../webgpu/open.ts');
+    let gpu: GPU;
     try {
-      dawn = await import('webgpu');
+      gpu = await getGPU();
     } catch (e) {
-      throw new BackendUnavailable(`gpujs-webgpu: the webgpu package does not load: ${message(e)}`);
-    }
-    for (const [k, v] of Object.entries(dawn.globals)) {
-      if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
+      throw new BackendUnavailable(`gpujs-webgpu: ${message(e)}`);
     }
     if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
-    Object.defineProperty(g.navigator!, 'gpu', { value: dawn.create([]), configurable: true });
+    Object.defineProperty(g.navigator!, 'gpu', { value: gpu, configurable: true });
   }
   const adapter = await g.navigator!.gpu!.requestAdapter().catch(() => null);
   if (!adapter) throw new BackendUnavailable('gpujs-webgpu: no WebGPU adapter (Dawn found no Vulkan device)');
 }
 
+/**
+ * headlessgl's X display: DISPLAY when set, else a private Xvfb (released by the backend's
+ * destroy). Must run before gpu.js is imported: `gl` opens the display named by DISPLAY
+ * when GPU.js first probes it, and GPU.js keeps that first answer for the process.
+ */
+async function ensureDisplay(): Promise<PrivateDisplay | null> {
+  if (process.env.DISPLAY) return null;
+  const exe = findOnPath('Xvfb');
+  if (!exe) throw new BackendUnavailable('gpujs-headlessgl: DISPLAY is unset and no Xvfb is on PATH to start one');
+  try {
+    return await acquireXvfb(exe);
+  } catch (e) {
+    throw new BackendUnavailable(`gpujs-headlessgl: DISPLAY is unset and a private Xvfb failed: ${message(e)}`);
+  }
+}
+
 /** Throws BackendUnavailable unless `mode` can run here. */
 async function prepare(mode: GpujsMode, { GPU }: GpujsModule): Promise<void> {
-  ensureRuntimeDir();
   if (mode === 'headlessgl') {
     if (!GPU.isHeadlessGLSupported) {
-      const why = process.env.DISPLAY ? 'the gl package failed to load or to create a context'
-        : 'no X display (run under `xvfb-run -a`)';
-      throw new BackendUnavailable(`gpujs-headlessgl: ${why}`);
+      throw new BackendUnavailable(`gpujs-headlessgl: the gl package failed to load or to create a context on ${process.env.DISPLAY}`);
     }
     if (!GPU.isSinglePrecisionSupported) {
       throw new BackendUnavailable('gpujs-headlessgl: no float textures (OES_texture_float)');
@@ -98,8 +114,36 @@ function fusedKernels(rt: Runtime): Partial<FusedKernels<GHandle>> {
   };
 }
 
+/** Where the backend says what it chose (a private Xvfb): one line, stderr by default. */
+export type Notice = (line: string) => void;
+const stderrNotice: Notice = (line) => { process.stderr.write(`${line}\n`); };
+
 /** Loads GPU.js in `mode`; throws BackendUnavailable when the module or the mode is missing. */
-export async function createGpujsBackend(mode: GpujsMode): Promise<Backend<GHandle>> {
+export async function createGpujsBackend(mode: GpujsMode, notice: Notice = stderrNotice): Promise<Backend<GHandle>> {
+  ensureRuntimeDir();
+  const display = mode === 'headlessgl' ? await ensureDisplay() : null;
+  let rt: Runtime;
+  try {
+    rt = await openRuntime(mode);
+  } catch (e) {
+    if (display) await releaseXvfb();
+    throw e;
+  }
+  if (display) {
+    notice(`tokenformer: gpujs-headlessgl: DISPLAY is unset, so it runs on a private Xvfb on ${display.display} `
+      + `(pid ${display.pid}), stopped with the backend`);
+  }
+  return backendOn(rt, async () => {
+    try {
+      await rt.destroy();
+    } finally {
+      if (display) await releaseXvfb();
+    }
+  });
+}
+
+/** gpu.js imported (after the display is set), the mode checked, a GPU made and smoke-tested. */
+async function openRuntime(mode: GpujsMode): Promise<Runtime> {
   let gpujs: GpujsModule;
   try {
     gpujs = await import('gpu.js');
@@ -115,8 +159,12 @@ export async function createGpujsBackend(mode: GpujsMode): Promise<Backend<GHand
   }
   const rt = new Runtime(gpu, mode);
   await smokeTest(rt, mode);
+  return rt;
+}
+
+function backendOn(rt: Runtime, destroy: () => Promise<void>): Backend<GHandle> {
   return {
-    name: `gpujs-${mode}`,
+    name: `gpujs-${rt.mode}`,
     ops: kernels(rt),
     fused: fusedKernels(rt),
     upload: (data, shape) => upload(rt, data, shape),
@@ -132,7 +180,7 @@ export async function createGpujsBackend(mode: GpujsMode): Promise<Backend<GHand
       return rt.read(t);
     },
     dispose: (t) => rt.dispose(t),
-    destroy: () => rt.destroy(),
+    destroy,
   };
 }
 
