@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `tokenformer` command: runs the TypeScript CLI through tsx, so there is no build step.
+// `run` installs the stdout/stderr guards and prints every failure as one line (src/cli/main.ts).
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv);
+const { run } = await import('../src/cli/main.ts');
+process.exitCode = await run(process.argv);

@@ -1,67 +1,92 @@
-// CLI input readers: token-id JSON, config + weights pairs. Every malformed input becomes a
-// one-line UserError. Omits: tokenization of raw text (see the train command's --data).
+// CLI input readers and output checks: token-id JSON, config + weights pairs, and the checks
+// every output path passes before any work starts. Every malformed input becomes a one-line
+// UserError with untrusted strings quoted (src/fsguard.ts); no reader can block on a FIFO or
+// read past the input and memory limits (spec/files.md).
+// Omits: tokenization of raw text (see the train command's --data) and the writes themselves
+// (src/atomic.ts).
 
-import { readFileSync } from 'node:fs';
 import type { ModelConfig } from '../config.ts';
 import { readConfigFile } from '../config-parse.ts';
 import { readSafetensors } from '../safetensors.ts';
-import { EMBEDDING, checkParams } from '../params.ts';
-import { UserError, check } from '../errors.ts';
+import { EMBEDDING, checkParams, paramSpecs } from '../params.ts';
+import { UserError } from '../errors.ts';
+import {
+  checkDistinctOutputs, checkInputFile, checkOutputDir, checkOutputPath, quote, readInputFile,
+} from '../fsguard.ts';
+import { checkMemory, formatBytes } from '../limits.ts';
+import { GPUJS_MODES, type GpujsMode } from '../../backends/index.ts';
+import { parseTokenJson, type TokenBatch } from './tokens.ts';
 
-export interface TokenBatch {
-  data: Int32Array; // (B, T) row-major
-  B: number;
-  T: number;
+export type { TokenBatch } from './tokens.ts';
+
+/** A config is a few KB (the official ones are under 10 KB); anything past this is not one. */
+export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+
+export interface ReadOptions {
+  /** --max-memory, when the command has it. */
+  maxMemory?: string;
 }
 
 /** Reads a JSON array of equal-length arrays of token ids in [0, vocab). */
-export function readTokens(path: string, vocab: number, what = 'tokens'): TokenBatch {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+export function readTokens(path: string, vocab: number, what = 'tokens', opts: ReadOptions = {}): TokenBatch {
+  const size = checkInputFile(path, `${what} file`);
+  // the bytes, plus at most 2 ids (8 bytes) per 2 bytes of JSON while the array grows
+  checkMemory(5 * size, `reading the ${what} file ${quote(path)} (${formatBytes(size)})`, opts.maxMemory);
+  return parseTokenJson(readInputFile(path, `${what} file`), quote(path), vocab);
+}
+
+/** Integer tensors under parameter names are a user's mistake, not "missing" parameters. */
+function checkParamDtypes(c: ModelConfig, tensors: ReturnType<typeof readSafetensors>, source: string): void {
+  for (const s of paramSpecs(c)) {
+    const t = tensors.get(s.name);
+    if (t && !(t.data instanceof Float32Array)) {
+      throw new UserError(`${source}: ${quote(s.name)} is ${t.dtype}; parameters must be F32, F16 or BF16`);
+    }
   }
-  let rows: unknown;
-  try {
-    rows = JSON.parse(text);
-  } catch {
-    throw new UserError(`${path}: not valid JSON`);
-  }
-  check(Array.isArray(rows) && rows.length > 0, `${path}: expected a non-empty JSON array of arrays of token ids`);
-  const B = rows.length;
-  const first = rows[0];
-  check(Array.isArray(first) && first.length > 0, `${path}: row 0 must be a non-empty array of token ids`);
-  const T = first.length;
-  const data = new Int32Array(B * T);
-  rows.forEach((row, b) => {
-    check(Array.isArray(row), `${path}: row ${b} is not an array`);
-    check(row.length === T, `${path}: row ${b} has ${row.length} ids, row 0 has ${T} (rows must be equal length)`);
-    row.forEach((id: unknown, t: number) => {
-      check(Number.isInteger(id), `${path}: [${b}][${t}] = ${JSON.stringify(id)} is not an integer token id`);
-      check((id as number) >= 0 && (id as number) < vocab, `${path}: [${b}][${t}] = ${id} is outside the vocabulary [0, ${vocab})`);
-      data[b * T + t] = id as number;
-    });
-  });
-  return { data, B, T };
 }
 
 /** Reads a config and its weights; the embedding's row count supplies a missing vocab_size. */
-export function readModelFiles(configPath: string, weightsPath: string): {
+export function readModelFiles(configPath: string, weightsPath: string, opts: ReadOptions = {}): {
   config: ModelConfig;
   weights: Map<string, Float32Array>;
 } {
-  const tensors = readSafetensors(weightsPath);
+  checkInputFile(configPath, 'config', MAX_CONFIG_BYTES); // FIFO, device, folder, absurd size
+  const size = checkInputFile(weightsPath, 'weights');
+  // the file's bytes, the decoded floats (F16/BF16 double), then the backend's own copy
+  checkMemory(3 * size, `reading the weights ${quote(weightsPath)} (${formatBytes(size)})`, opts.maxMemory);
+  const tensors = readSafetensors(weightsPath, 'weights');
   const emb = tensors.get(EMBEDDING);
   const config = readConfigFile(configPath, { vocabFromWeights: emb?.shape[0] });
-  checkParams(config, tensors, weightsPath);
+  const source = quote(weightsPath);
+  checkParamDtypes(config, tensors, source);
+  checkParams(config, tensors, source);
   const weights = new Map<string, Float32Array>();
   for (const [name, t] of tensors) {
     if (!(t.data instanceof Float32Array)) continue; // integer buffers are never parameters
     for (let i = 0; i < t.data.length; i++) {
-      if (!Number.isFinite(t.data[i])) throw new UserError(`${weightsPath}: '${name}' holds a non-finite value at index ${i}`);
+      if (!Number.isFinite(t.data[i])) throw new UserError(`${source}: ${quote(name)} holds a non-finite value at index ${i}`);
     }
     weights.set(name, t.data);
   }
   return { config, weights };
+}
+
+/**
+ * Checks a command's outputs before it computes anything: each is absent or a regular file
+ * (never a symlink, device, FIFO or folder), none is one of the inputs (by inode), no two are
+ * the same path, and each one's folder exists and is writable.
+ */
+export function checkOutputs(outputs: ReadonlyArray<[flag: string, path: string]>, inputs: readonly string[]): void {
+  for (const [flag, path] of outputs) {
+    checkOutputPath(path, flag, inputs);
+    checkOutputDir(path, flag);
+  }
+  checkDistinctOutputs(outputs);
+}
+
+/** Refuses an unknown --backend name before any work (loading it may still fail later). */
+export function checkBackendName(name: string): void {
+  if (['cpu', 'webgpu', 'gpujs', 'auto'].includes(name)) return;
+  if (name.startsWith('gpujs-') && GPUJS_MODES.includes(name.slice(6) as GpujsMode)) return;
+  throw new UserError(`unknown backend ${quote(name, 40)} (cpu, webgpu, gpujs, gpujs-<mode>, auto)`);
 }

@@ -1,105 +1,110 @@
-// The `tokenformer` CLI: forward and grad (the oracle contract), plus the commands other
-// modules register. Bad input: `error: …` on stderr, exit code 2, and no output file.
+// The `tokenformer` CLI: the program (forward and grad from ./forward.ts, plus the commands
+// other modules register), and the one place errors are printed. Bad input: one `error: …`
+// line on stderr (first line of the message, capped), exit code 2, no output file; real bugs:
+// `error: internal: …`, exit 1, the stack only with TOKENFORMER_DEBUG. `run` (the entry's)
+// adds the stdio guards (./stdio.ts) and turns stray exceptions into one line too.
+// Omits: the commands themselves (./forward.ts, ./grow.ts, ./train.ts, ./demo.ts).
 
 import { Command, CommanderError } from 'commander';
-import type { Backend, Handle } from '../backend.ts';
-import { BackendUnavailable, loadBackend } from '../../backends/index.ts';
-import { TokenFormer } from '../model.ts';
-import { writeSafetensorsAtomic } from '../safetensors.ts';
+import { BackendUnavailable } from '../../backends/index.ts';
 import { UserError } from '../errors.ts';
-import { readModelFiles, readTokens } from './io.ts';
-import { extraCommands } from './commands.ts';
+import { registerForwardGrad } from './forward.ts';
+import { OutputClosed, installStdioGuards, onLateStdoutFailure, settle, stdoutFailure } from './stdio.ts';
 
-interface CommonOpts {
-  config: string;
-  weights: string;
-  tokens: string;
-  out: string;
-  backend: string;
+/** The longest error line printed; a message echoing a 10⁶-dim shape stops here. */
+export const MAX_ERROR_CHARS = 500;
+
+let errorPrinted = false;
+
+/** One line: the first line of `msg`, capped at MAX_ERROR_CHARS. */
+export function errorLine(msg: string): string {
+  const first = msg.split(/\r\n|\r|\n/, 1)[0] ?? '';
+  return first.length > MAX_ERROR_CHARS ? `${first.slice(0, MAX_ERROR_CHARS)}…` : first;
 }
 
-async function withModel<R>(o: CommonOpts, f: (m: TokenFormer<Handle>, be: Backend<Handle>) => Promise<R>): Promise<R> {
-  const { config, weights } = readModelFiles(o.config, o.weights);
-  const be = await loadBackend(o.backend);
-  try {
-    const model = TokenFormer.fromHost(be, config, weights);
-    return await f(model, be);
-  } finally {
-    await be.destroy();
+function printError(msg: string): void {
+  errorPrinted = true;
+  process.stderr.write(`error: ${errorLine(msg)}\n`);
+}
+
+/** commander's own messages (unknown option, missing flag) on one line, "(Did you mean …)" kept. */
+function commanderErr(s: string): void {
+  if (!s.startsWith('error:')) {
+    process.stderr.write(s);
+    return;
   }
+  errorPrinted = true;
+  const one = s.trim().replace(/\s*[\r\n]+\s*/g, ' ');
+  process.stderr.write(`${one.length > MAX_ERROR_CHARS + 7 ? `${one.slice(0, MAX_ERROR_CHARS + 7)}…` : one}\n`);
 }
 
-async function forwardCmd(o: CommonOpts): Promise<void> {
-  await withModel(o, async (model, be) => {
-    const tok = readTokens(o.tokens, model.config.vocabSize);
-    const ids = be.uploadInt(tok.data, [tok.B, tok.T]);
-    const fwd = model.forward(ids, null);
-    const logits = await be.read(fwd.logits);
-    writeSafetensorsAtomic(o.out, { logits: { shape: [tok.B, tok.T, model.config.vocabSize], data: logits } });
-  });
-}
-
-async function gradCmd(o: CommonOpts & { targets: string }): Promise<void> {
-  await withModel(o, async (model, be) => {
-    const V = model.config.vocabSize;
-    const tok = readTokens(o.tokens, V);
-    const tgt = readTokens(o.targets, V, 'targets');
-    if (tgt.B !== tok.B || tgt.T !== tok.T) {
-      throw new UserError(`targets are (${tgt.B}, ${tgt.T}) but tokens are (${tok.B}, ${tok.T})`);
-    }
-    const ids = be.uploadInt(tok.data, [tok.B, tok.T]);
-    const targets = be.uploadInt(tgt.data, [tgt.B, tgt.T]);
-    const fwd = model.forward(ids, targets);
-    const grads = model.backward(fwd);
-    const out: Record<string, { shape: readonly number[]; data: Float32Array }> = {
-      loss: { shape: [], data: await be.read(fwd.loss!) },
-    };
-    for (const [name, g] of grads) out[name] = { shape: g.shape, data: await be.read(g) };
-    writeSafetensorsAtomic(o.out, out);
-  });
-}
-
-function addModelOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('--config <path>', 'model config (official GPT-NeoX YAML or JSON)')
-    .requiredOption('--weights <path>', 'weights (.safetensors, official names)')
-    .requiredOption('--tokens <path>', 'JSON array of equal-length arrays of token ids, (B, T)')
-    .requiredOption('--out <path>', 'output .safetensors')
-    .option('--backend <name>', 'cpu | webgpu | gpujs | gpujs-<mode> | auto', 'cpu');
-}
-
-export function buildProgram(): Command {
+/**
+ * The program. With `command` forward, grad or grow only those modules load: the others
+ * (demo pulls in the plotting stack) cost most of a second of startup per run.
+ */
+export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('tokenformer')
     .description('TokenFormer: Pattention transformers, a reference oracle and trainer')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  addModelOptions(program.command('forward').description('logits (B, T, vocab) for token ids'))
-    .action(forwardCmd);
-  addModelOptions(program.command('grad').description('loss and every parameter gradient'))
-    .requiredOption('--targets <path>', 'JSON array of target ids, same shape as --tokens')
-    .action(gradCmd);
-  for (const register of extraCommands) register(program);
+    .configureOutput({ writeErr: commanderErr });
+  registerForwardGrad(program);
+  if (command === 'grow') (await import('./grow.ts')).registerGrow(program);
+  else if (command !== 'forward' && command !== 'grad') {
+    for (const register of (await import('./commands.ts')).extraCommands) register(program);
+  }
   for (const c of program.commands) c.exitOverride();
   return program;
+}
+
+function reportFailure(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // commander already printed its message; help and version exit 0
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof OutputClosed) return 0; // the reader of stdout went away: end quietly
+  if (e instanceof UserError || e instanceof BackendUnavailable) {
+    printError(e.message);
+    return 2;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  printError(`internal: ${msg}`);
+  if (process.env.TOKENFORMER_DEBUG) console.error(e);
+  return 1;
 }
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv[2])).parseAsync(argv);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      // commander already printed its message; help and version exit 0
-      return e.exitCode === 0 ? 0 : 2;
-    }
-    if (e instanceof UserError || e instanceof BackendUnavailable) {
-      process.stderr.write(`error: ${e.message}\n`);
-      return 2;
-    }
-    const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`error: internal: ${msg.split('\n')[0]}\n`);
-    if (process.env.TOKENFORMER_DEBUG) console.error(e);
-    return 1;
+    return reportFailure(e);
   }
+}
+
+/**
+ * The entry's run (bin/tokenformer.mjs): stdio guards on, stray exceptions as one line, and a
+ * stdout that failed makes the exit code 2 even when the command itself finished.
+ */
+export async function run(argv: string[]): Promise<number> {
+  installStdioGuards();
+  const stray = (e: unknown) => {
+    const code = reportFailure(e instanceof UserError || e instanceof OutputClosed ? e : new Error(e instanceof Error ? e.message : String(e)));
+    if (process.env.TOKENFORMER_DEBUG) console.error(e);
+    process.exit(code);
+  };
+  process.on('uncaughtException', stray);
+  process.on('unhandledRejection', stray);
+  let code = await main(argv);
+  await settle();
+  const failed = stdoutFailure();
+  if (failed !== null) {
+    if (!errorPrinted) printError(failed);
+    code = Math.max(code, 2);
+  }
+  onLateStdoutFailure((msg) => {
+    if (!errorPrinted) printError(msg);
+    process.exitCode = Math.max(Number(process.exitCode ?? 0), 2);
+  });
+  return code;
 }
