@@ -2,7 +2,7 @@
 // (`node bin/tokenformer.mjs …`) with its exit code, stdout and stderr, plus the checks every
 // bad-input case shares (exit 2, one `error:` line, nothing left behind in a folder).
 
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -20,6 +20,44 @@ export interface CliResult {
 export function runCli(args: readonly string[], opts: SpawnSyncOptions = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, ...opts });
   return { code: r.status, signal: r.signal, out: String(r.stdout ?? ''), err: String(r.stderr ?? '') };
+}
+
+/**
+ * Runs the CLI in a child process without blocking the test, so several runs overlap (each
+ * spends most of its second starting tsx). `timeout` ms (default 60 s) kills a hang.
+ */
+export function runCliAsync(
+  args: readonly string[], opts: SpawnOptions & { timeout?: number; closeStdout?: boolean } = {},
+): Promise<CliResult> {
+  const { timeout = 60_000, closeStdout = false, ...rest } = opts;
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...rest });
+    if (closeStdout) child.stdout?.destroy(); // the reader goes away, as `| head -c 0` would
+    let out = '';
+    let err = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', fail);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      done({ code, signal, out, err });
+    });
+  });
+}
+
+/** Runs every job with at most `width` at a time; results in job order. */
+export async function inPool<T>(jobs: Array<() => Promise<T>>, width = 3): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
+  return results;
 }
 
 /** Asserts the bad-input contract: exit 2, exactly one stderr line starting `error: `, matching `re`. */
