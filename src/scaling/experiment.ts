@@ -87,7 +87,7 @@ function record(r: StageRunner<Handle>, size: number, points: StagePoint[], seco
   };
 }
 
-interface Ctx<T extends Handle> {
+export interface Ctx<T extends Handle> {
   be: Backend<T>;
   o: ScalingOptions;
   corpus: TokenCorpus;
@@ -117,7 +117,7 @@ function grownSchedule(o: ScalingOptions): StageSchedule {
 }
 
 /** What the base model leaves for the incremental paths. */
-interface Base {
+export interface Base {
   config: ModelConfig;
   weights: Map<string, Float32Array>;
   moments: Map<string, { shape: number[]; data: Float32Array }>;
@@ -127,7 +127,7 @@ interface Base {
   valEnd: number;
 }
 
-async function runScratch<T extends Handle>(c: Ctx<T>, seed: number): Promise<{ records: StageRecord[]; base: Base }> {
+export async function runScratch<T extends Handle>(c: Ctx<T>, seed: number): Promise<{ records: StageRecord[]; base: Base }> {
   const { be, o, corpus } = c;
   const records: StageRecord[] = [];
   let base: Base | null = null;
@@ -185,7 +185,7 @@ async function grownRunner<T extends Handle>(
 }
 
 /** One incremental path: the base, grown stage after stage with `v`. */
-async function runPath<T extends Handle>(c: Ctx<T>, seed: number, v: GrowthVariant, base: Base): Promise<StageRecord[]> {
+export async function runPath<T extends Handle>(c: Ctx<T>, seed: number, v: GrowthVariant, base: Base): Promise<StageRecord[]> {
   const { o } = c;
   const out: StageRecord[] = [];
   let config = base.config;
@@ -212,10 +212,14 @@ async function runPath<T extends Handle>(c: Ctx<T>, seed: number, v: GrowthVaria
   return out;
 }
 
+export function makeContext<T extends Handle>(be: Backend<T>, corpus: TokenCorpus, o: ScalingOptions, hooks: ScalingHooks): Ctx<T> {
+  checkTokens(corpus.train, o.seq, 'train');
+  return { be, o, corpus, val: validationWindows(corpus.val, o.batch, o.seq, o.evalWindows), hooks };
+}
+
 /** Runs every seed: the from-scratch series, then one incremental path per variant. */
 export async function runScaling<T extends Handle>(be: Backend<T>, corpus: TokenCorpus, o: ScalingOptions, hooks: ScalingHooks): Promise<ScalingRun> {
-  checkTokens(corpus.train, o.seq, 'train');
-  const c: Ctx<T> = { be, o, corpus, val: validationWindows(corpus.val, o.batch, o.seq, o.evalWindows), hooks };
+  const c = makeContext(be, corpus, o, hooks);
   const seeds: SeedRun[] = [];
   for (let k = 0; k < o.seeds; k++) {
     const seed = o.seed + k;

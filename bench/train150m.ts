@@ -1,0 +1,173 @@
+// Training-step benchmark at TokenFormer-150M's official shapes (test/fixtures/official-configs/
+// 150M_eval.yml: 12 layers, hidden 768, qkv/proj 768 and ffn 3072 tokens, GPT-NeoX vocab 50304),
+// random init, T = 2048 by default, on any backend: for each batch size tried (doubling until
+// one fails or the memory estimate passes --memory-limit) the median step time, tokens/s, the
+// peak of live tensor bytes, and what params + grads + Adam + saved activations need
+// (src/limits.ts). Writes one JSON file. Omits: mixed precision and activation checkpointing.
+//
+//   node --import tsx bench/train150m.ts [--backend webgpu] [--seq 2048] [--batches 1,2,4,...]
+//     [--steps 3] [--memory-limit BYTES] [--tiny] [--probe] [--out FILE.json]
+// --probe prints only the backend and its adapter description (bench/gpu.sh checks it first).
+// --tiny swaps in a small shape (2 layers, hidden 64, vocab 512, T 32) for CPU smoke tests.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadBackend } from '../backends/index.ts';
+import { Handle, type Backend } from '../src/backend.ts';
+import type { ModelConfig } from '../src/config.ts';
+import { NEOX_20B_VOCAB, readConfigFile } from '../src/config-parse.ts';
+import { activationFloatsPerToken, paramFloats, trainBytes } from '../src/limits.ts';
+import { TokenFormer } from '../src/model.ts';
+import { initParams, paramSpecs } from '../src/params.ts';
+import { Rng } from '../src/rng.ts';
+import { trainFlopsPerToken } from '../src/train/flops.ts';
+import { AdamW, disposeAll } from '../src/train/optimizer.ts';
+
+const CONFIG = join(import.meta.dirname, '..', 'test', 'fixtures', 'official-configs', '150M_eval.yml');
+
+interface Args { backend: string; seq: number; batches: number[]; steps: number; memoryLimit: number; tiny: boolean; probe: boolean; out: string | null }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { backend: 'auto', seq: 2048, batches: [1, 2, 4, 8, 16, 32, 64], steps: 3, memoryLimit: Infinity, tiny: false, probe: false, out: null };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i + 1];
+    switch (argv[i]) {
+      case '--backend': a.backend = v; i++; break;
+      case '--seq': a.seq = Number(v); i++; break;
+      case '--batches': a.batches = v.split(',').map(Number); i++; break;
+      case '--steps': a.steps = Number(v); i++; break;
+      case '--memory-limit': a.memoryLimit = Number(v); i++; break;
+      case '--out': a.out = v; i++; break;
+      case '--tiny': a.tiny = true; break;
+      case '--probe': a.probe = true; break;
+      default: throw new Error(`unknown argument ${argv[i]}`);
+    }
+  }
+  if (a.tiny && !argv.includes('--seq')) a.seq = 32;
+  if (!(a.seq >= 1) || !(a.steps >= 1) || a.batches.some((b) => !(b >= 1))) throw new Error('bad --seq, --steps or --batches');
+  return a;
+}
+
+function benchConfig(tiny: boolean, seq: number): ModelConfig {
+  const c = readConfigFile(CONFIG, { vocabFromWeights: NEOX_20B_VOCAB });
+  const shaped = tiny ? { ...c, numLayers: 2, hiddenSize: 64, numHeads: 4, qkvSlots: 64, projSlots: 64, ffnSlots: 256, vocabSize: 512 } : c;
+  return { ...shaped, maxPositions: Math.max(shaped.maxPositions, seq) };
+}
+
+/** Live tensor bytes on a backend: every handle an op, upload or zeros returns, until its storage's last handle is disposed. */
+function trackMemory<T extends Handle>(be: Backend<T>): { be: Backend<T>; peak: () => number; live: () => number } {
+  let live = 0;
+  let peak = 0;
+  const counted = new WeakSet<object>();
+  const note = (x: unknown, depth = 0): void => {
+    if (x instanceof Handle) {
+      if (!counted.has(x.store)) {
+        counted.add(x.store);
+        live += 4 * x.store.size;
+        peak = Math.max(peak, live);
+      }
+    } else if (x && typeof x === 'object' && depth < 3) {
+      for (const v of Object.values(x)) note(v, depth + 1);
+    }
+  };
+  const wrap = <O extends object>(ops: O): O => new Proxy(ops, {
+    get(target, key) {
+      const f = (target as Record<string | symbol, unknown>)[key];
+      return typeof f === 'function' ? (...args: unknown[]) => { const r = f.apply(target, args); note(r); return r; } : f;
+    },
+  });
+  const tracked: Backend<T> = {
+    name: be.name, ops: wrap(be.ops), fused: wrap(be.fused),
+    upload: (d, s) => { const t = be.upload(d, s); note(t); return t; },
+    uploadInt: (d, s) => { const t = be.uploadInt(d, s); note(t); return t; },
+    zeros: (s) => { const t = be.zeros(s); note(t); return t; },
+    reshape: (t, s) => be.reshape(t, s),
+    read: (t) => be.read(t),
+    dispose: (t) => { be.dispose(t); if (t.store.refs === 0 && counted.has(t.store)) { counted.delete(t.store); live -= 4 * t.store.size; } },
+    destroy: () => be.destroy(),
+  };
+  return { be: tracked, peak: () => peak, live: () => live };
+}
+
+/** One batch size: median seconds per step after one warm-up step, and the peak live bytes. */
+async function tryBatch(a: Args, c: ModelConfig, host: Map<string, Float32Array>, B: number) {
+  const raw = await loadBackend(a.backend);
+  const m = trackMemory(raw);
+  const be = m.be;
+  const T = a.seq;
+  try {
+    const model = TokenFormer.fromHost(be, c, host);
+    const opt = new AdamW(be, paramSpecs(c));
+    const rng = new Rng(7);
+    const ids = be.uploadInt(Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize)), [B, T]);
+    const tgt = be.uploadInt(Int32Array.from({ length: B * T }, () => rng.int(c.vocabSize)), [B, T]);
+    const times: number[] = [];
+    let loss = NaN;
+    for (let s = 0; s <= a.steps; s++) {
+      const t0 = performance.now();
+      const f = model.forward(ids, tgt);
+      const g = model.backward(f);
+      const nsq = opt.update(model.params, g, 1e-4);
+      loss = (await be.read(f.loss!))[0]; // the step's only readback, its sync point
+      disposeAll(be, [...g.values(), nsq, f.loss!, f.logits]);
+      if (s > 0) times.push((performance.now() - t0) / 1000);
+    }
+    times.sort((x, y) => x - y);
+    const sec = times[Math.floor(times.length / 2)];
+    return { batch: B, ok: true, loss, stepSeconds: sec, tokensPerSecond: (B * T) / sec, gflops: (trainFlopsPerToken(c, T) * B * T) / sec / 1e9, peakLiveBytes: m.peak() };
+  } catch (e) {
+    return { batch: B, ok: false, error: String(e instanceof Error ? e.message : e).split('\n')[0].slice(0, 300), peakLiveBytes: m.peak() };
+  } finally {
+    await raw.destroy().catch(() => {});
+  }
+}
+
+function estimate(c: ModelConfig, B: number, T: number) {
+  const P = paramFloats(c);
+  const paramsGradsAdam = 4 * 4 * P; // weights, gradients, m, v (float32)
+  const activations = 4 * B * T * activationFloatsPerToken(c, T);
+  return { paramsGradsAdam, activations, total: paramsGradsAdam + activations, trainBytesWithCheckpoint: trainBytes(c, B, T) };
+}
+
+/** The backend's name and (WebGPU) adapter description, e.g. to check it is not lavapipe. */
+async function adapterOf(name: string): Promise<{ backend: string; adapter: string | null }> {
+  const be = await loadBackend(name);
+  const adapter = (be as unknown as { adapter?: string }).adapter ?? null;
+  await be.destroy();
+  return { backend: be.name, adapter };
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  if (a.probe) {
+    process.stdout.write(`${JSON.stringify(await adapterOf(a.backend))}\n`);
+    return;
+  }
+  const c = benchConfig(a.tiny, a.seq);
+  const host = initParams(c, new Rng(1));
+  const attempts: object[] = [];
+  let largest: number | null = null;
+  for (const B of a.batches) {
+    const est = estimate(c, B, a.seq);
+    if (est.total > a.memoryLimit) {
+      attempts.push({ batch: B, ok: false, skipped: `estimate ${est.total} B over --memory-limit ${a.memoryLimit}`, estimate: est });
+      break;
+    }
+    const r = await tryBatch(a, c, host, B);
+    attempts.push({ ...r, estimate: est });
+    process.stderr.write(`train150m B=${B} T=${a.seq}: ${r.ok ? `${(r as { tokensPerSecond: number }).tokensPerSecond.toFixed(0)} tokens/s` : `failed: ${(r as { error: string }).error}`}\n`);
+    if (!r.ok) break;
+    largest = B;
+  }
+  const report = {
+    bench: 'train150m', shape: a.tiny ? 'tiny (smoke test)' : 'TokenFormer-150M (150M_eval.yml)', config: c, seq: a.seq,
+    params: paramFloats(c), trainFlopsPerToken: trainFlopsPerToken(c, a.seq), ...(await adapterOf(a.backend)), largestBatch: largest,
+    attempts, note: 'peakLiveBytes counts live tensors only (not the backend pool, staging buffers or driver overhead); bench/gpu.sh adds nvidia-smi\'s device peak',
+    at: new Date().toISOString(),
+  };
+  const text = `${JSON.stringify(report, null, 1)}\n`;
+  if (a.out) writeFileSync(a.out, text);
+  else process.stdout.write(text);
+}
+
+await main();
