@@ -2,11 +2,14 @@
 // POS tags stripped) or a user's text file/folder, a fixed validation split, and seeded
 // batches of random windows. Omits: BPE tokenizers, document boundaries inside a window
 // (windows may straddle two files, as GPT-NeoX's packed datasets do), and streaming from disk.
+// A --data folder may hold only regular files and folders (links to them are followed once);
+// anything else (a FIFO, a device, a socket, a dangling link, a link loop) is refused by name.
 
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { maxInputBytes, quote, readInputText } from '../fsguard.ts';
 import type { Rng } from '../rng.ts';
 
 export const BYTE_VOCAB = 256;
@@ -104,15 +107,59 @@ export function brownDocuments(dir = brownDir()): string[] {
   return files.map((f) => brownToText(readFileSync(join(dir, f), 'utf8')));
 }
 
-/** All regular files under a folder, recursively, sorted by path (dotfiles skipped). */
-function listFiles(dir: string): string[] {
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** stat of an entry, following a link; a dangling link is a UserError naming it. */
+function statEntry(p: string): Stats {
+  try {
+    return statSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const link = (() => {
+      try {
+        return lstatSync(p).isSymbolicLink();
+      } catch {
+        return false;
+      }
+    })();
+    if (link && code === 'ENOENT') throw new UserError(`--data: ${quote(p)} is a dangling symbolic link`);
+    if (code === 'ELOOP') throw new UserError(`--data: ${quote(p)} is a symbolic link loop`);
+    throw new UserError(`--data: cannot read ${quote(p)}: ${code ?? String(e)}`);
+  }
+}
+
+/**
+ * All regular files under a folder, recursively, sorted by path (dotfiles skipped), with their
+ * total size. Walks with an explicit stack; a folder reached twice (by inode) is a link loop.
+ * The total must stay under the input limit (TOKENFORMER_MAX_INPUT_BYTES).
+ */
+function listFiles(root: string): string[] {
   const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith('.')) continue;
-    const p = join(dir, name);
-    const st = statSync(p);
-    if (st.isDirectory()) out.push(...listFiles(p));
-    else if (st.isFile()) out.push(p);
+  const seen = new Set<string>();
+  let total = 0;
+  const limit = maxInputBytes();
+  const stack: string[] = [root]; // popped in walk order: a folder's entries by name, depth first
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    const st = statEntry(p);
+    if (st.isFile()) {
+      out.push(p);
+      total += st.size;
+      if (total > limit) throw new UserError(`--data: the files under ${quote(root)} exceed the ${limit}-byte input limit (raise it with TOKENFORMER_MAX_INPUT_BYTES)`);
+    } else if (st.isDirectory()) {
+      const id = `${st.dev}:${st.ino}`;
+      if (seen.has(id)) throw new UserError(`--data: ${quote(p)} leads back to a folder already read (a symbolic link loop, or two links to one folder)`);
+      seen.add(id);
+      const names = readdirSync(p).filter((n) => !n.startsWith('.')).sort();
+      for (let i = names.length - 1; i >= 0; i--) stack.push(join(p, names[i]));
+    } else {
+      throw new UserError(`--data: ${quote(p)} is ${kindOf(st)}; a data folder may hold only regular files and folders`);
+    }
   }
   return out;
 }
@@ -140,12 +187,13 @@ export function loadCorpus(path?: string): Corpus {
   let st;
   try {
     st = statSync(path);
-  } catch {
-    throw new UserError(`--data: no such file or folder: ${path}`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`--data: no such file or folder: ${quote(path)}`);
+    return statEntry(path) as never; // a link loop or an unreadable path, named
   }
   const files = st.isDirectory() ? listFiles(path) : [path];
-  if (files.length === 0) throw new UserError(`--data: folder ${path} has no files`);
-  const docs = files.map((f) => readFileSync(f, 'utf8'));
+  if (files.length === 0) throw new UserError(`--data: folder ${quote(path)} has no files`);
+  const docs = files.map((f) => readInputText(f, '--data file'));
   return splitDocuments(docs, st.isDirectory() ? `folder ${path} (${files.length} files)` : `file ${basename(path)}`);
 }
 

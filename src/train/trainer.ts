@@ -1,6 +1,7 @@
 // The training loop, written only against the backend contract: seeded batches → forward →
 // backward (accumulated over micro-batches) → clipped AdamW with warmup+cosine; fixed-set
-// validation; atomic checkpoints that resume bit-exactly; growth of a live run.
+// validation; atomic checkpoints that resume bit-exactly; growth of a live run. A run stops at
+// the first non-finite loss, gradient norm or weight (Diverged) and never saves such weights.
 // Omits: data/model parallelism, mixed precision and early stopping.
 
 import type { Backend, Handle } from '../backend.ts';
@@ -13,43 +14,17 @@ import { Rng } from '../rng.ts';
 import { type Batch, type Corpus, checkSplit, sampleBatch, validationBatches } from './data.ts';
 import { trainFlopsPerToken } from './flops.ts';
 import { AdamW, OFFICIAL_ADAMW, accumulateGrads, disposeAll } from './optimizer.ts';
-import { checkSchedule, learningRate } from './schedule.ts';
+import { learningRate } from './schedule.ts';
+import { checkTrainArgs, type TrainArgs } from './args.ts';
 import {
-  type Checkpoint, type HistoryPoint, type TrainState, newState, saveCheckpoint,
+  type Checkpoint, type HistoryPoint, type TrainState, firstNonFinite, newState, saveCheckpoint,
 } from './checkpoint.ts';
 
-export interface TrainArgs {
-  steps: number; // optimizer updates (neox train_iters)
-  batch: number; // micro-batch size
-  seq: number; // tokens per sequence
-  accum: number; // micro-batches per update (neox gradient_accumulation_steps)
-  lr: number;
-  minLr: number;
-  warmup: number; // fraction of decayIters
-  decayIters: number | null; // null = steps
-  evalEvery: number; // 0 = never
-  evalBatches: number;
-  saveEvery: number; // 0 = only at the end
-  seed: number;
-  data: string | null; // null = Brown
-}
+export { DEFAULT_TRAIN_ARGS, checkTrainArgs, type TrainArgs } from './args.ts';
 
-export const DEFAULT_TRAIN_ARGS: TrainArgs = {
-  steps: 200, batch: 8, seq: 64, accum: 1, lr: 2e-3, minLr: 2e-4, warmup: 0.01, decayIters: null,
-  evalEvery: 50, evalBatches: 8, saveEvery: 100, seed: 1234, data: null,
-};
-
-export function checkTrainArgs(a: TrainArgs, c: ModelConfig): void {
-  for (const k of ['steps', 'batch', 'seq', 'accum', 'evalBatches'] as const) {
-    if (!Number.isInteger(a[k]) || a[k] < 1) throw new UserError(`--${k === 'evalBatches' ? 'eval-batches' : k} must be a positive integer, got ${a[k]}`);
-  }
-  for (const k of ['evalEvery', 'saveEvery'] as const) {
-    if (!Number.isInteger(a[k]) || a[k] < 0) throw new UserError(`--${k === 'evalEvery' ? 'eval-every' : 'save-every'} must be an integer ≥ 0, got ${a[k]}`);
-  }
-  if (!Number.isSafeInteger(a.seed)) throw new UserError(`--seed must be an integer, got ${a.seed}`);
-  if (a.seq > c.maxPositions) throw new UserError(`--seq ${a.seq} exceeds max_position_embeddings ${c.maxPositions}`);
-  if (c.vocabSize < 256) throw new UserError(`the byte-level data needs vocab_size ≥ 256, the config has ${c.vocabSize}`);
-  checkSchedule({ lr: a.lr, minLr: a.minLr, warmup: a.warmup, decayIters: a.decayIters ?? a.steps });
+/** A run that went non-finite; the message names the step and the last finite checkpoint. */
+export class Diverged extends UserError {
+  override name = 'Diverged';
 }
 
 /** Seed of the data stream: distinct from the init stream Rng(seed). */
@@ -59,6 +34,8 @@ export function dataSeed(seed: number): number {
 
 export class Trainer<T extends Handle> {
   private readonly valSet: Batch[];
+  /** The last checkpoint known finite: saved by this run, or the one it resumed from (set by the caller). */
+  lastSave: { dir: string; step: number } | null = null;
 
   private constructor(
     readonly backend: Backend<T>,
@@ -196,10 +173,25 @@ export class Trainer<T extends Handle> {
     const end = Math.min(a.steps, stopAt ?? a.steps);
     while (this.state.step < end) {
       const p = await this.trainStep();
-      if (a.evalEvery > 0 && (p.step % a.evalEvery === 0 || p.step === a.steps)) p.valLoss = await this.evaluate();
+      this.checkFinite(p.step, 'loss', p.loss!);
+      this.checkFinite(p.step, 'gradient norm', p.gradNorm!);
+      if (a.evalEvery > 0 && (p.step % a.evalEvery === 0 || p.step === a.steps)) {
+        p.valLoss = await this.evaluate();
+        this.checkFinite(p.step, 'validation loss', p.valLoss);
+      }
       hooks.onStep?.(p);
       if (outDir && ((a.saveEvery > 0 && p.step % a.saveEvery === 0) || p.step === a.steps)) await this.save(outDir);
     }
+  }
+
+  /** Throws Diverged when a logged value is NaN or infinite (the weights are then not saved). */
+  checkFinite(step: number, what: string, x: number): void {
+    if (Number.isFinite(x)) return;
+    throw new Diverged(`step ${step}: ${what} is ${x} (diverged; try a lower --lr); ${this.lastSaveNote()}`);
+  }
+
+  private lastSaveNote(): string {
+    return this.lastSave ? `the last finite checkpoint in ${this.lastSave.dir} is step ${this.lastSave.step}` : 'no checkpoint was saved';
   }
 
   async checkpoint(): Promise<Checkpoint> {
@@ -209,8 +201,18 @@ export class Trainer<T extends Handle> {
     return { weights, moments: await this.opt.toHost(), state };
   }
 
+  /** Saves to dir unless a weight or moment is non-finite (then Diverged, and dir keeps the last good one). */
   async save(dir: string): Promise<void> {
-    saveCheckpoint(dir, await this.checkpoint(), configToYaml(this.config));
+    const ck = await this.checkpoint();
+    for (const [label, map] of [['weight', ck.weights], ['optimizer moment', ck.moments ?? new Map()]] as const) {
+      const bad = firstNonFinite(map);
+      if (bad) {
+        throw new Diverged(`step ${this.step}: ${label} '${bad.name}' holds ${bad.value} at index ${bad.index} `
+          + `(diverged; try a lower --lr); not saved, ${this.lastSaveNote()}`);
+      }
+    }
+    saveCheckpoint(dir, ck, configToYaml(this.config));
+    this.lastSave = { dir, step: this.step };
   }
 
   /**

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../../src/train/checkpoint.ts';
+import { fixtureRng, fixtureState } from './fixtures/ckpt-state.ts';
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'ckpt-child.ts');
 
@@ -33,7 +34,7 @@ function checkConsistent(dir: string): number {
     expect(t.data[0]).toBe(step);
     expect(t.data[t.data.length - 1]).toBe(step);
   }
-  expect(ck.state.dataRng).toEqual([step]);
+  expect(ck.state.dataRng).toEqual(fixtureRng(step));
   return step;
 }
 
@@ -43,7 +44,7 @@ describe('checkpoint', () => {
     const ck: Checkpoint = {
       weights: new Map([['a', { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }]]),
       moments: new Map([['m.a', { shape: [2, 3], data: new Float32Array(6).fill(0.5) }], ['v.a', { shape: [2, 3], data: new Float32Array(6) }]]),
-      state: { version: 1, step: 7, dataRng: [1, 2, 3], config: { numLayers: 1 } as never, args: { lr: 1e-3 }, history: [{ step: 7, tokens: 10, flops: 100, lr: 1e-3, loss: 2.5 }] },
+      state: fixtureState(7, [{ step: 7, tokens: 10, flops: 100, lr: 1e-3, loss: 2.5 }]),
     };
     saveCheckpoint(dir, ck, 'num_layers: 1\n');
     saveCheckpoint(dir, { ...ck, state: { ...ck.state, step: 8 } }, 'num_layers: 1\n');
