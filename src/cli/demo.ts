@@ -1,14 +1,17 @@
 // `tokenformer demo`: the paper's incremental-scaling experiment in miniature (src/demo/),
-// writing curves (SVG, PNG) and report.md/report.json to --out. Omits: resuming a demo.
+// writing curves (SVG, PNG) and report.md/report.json to --out. Every option, both model
+// configs, the memory estimate and --out are checked before anything trains.
+// Omits: resuming a demo.
 
 import type { Command } from 'commander';
 import { loadBackend } from '../../backends/index.ts';
 import { VARIANTS } from '../backend.ts';
-import { UserError } from '../errors.ts';
+import { memoryBudget } from '../limits.ts';
 import { loadCorpus } from '../train/data.ts';
-import { DEFAULT_DEMO, runDemo, type DemoHooks, type DemoOptions } from '../demo/experiment.ts';
-import { writeReport } from '../demo/report.ts';
+import { DEFAULT_DEMO, checkDemoOptions, checkDemoResources, runDemo, type DemoHooks, type DemoOptions } from '../demo/experiment.ts';
+import { checkDemoOut, writeReport } from '../demo/report.ts';
 import { makeReporter } from './progress.ts';
+import { numberFlag } from './train.ts';
 
 const HELP: Record<keyof DemoOptions, string> = {
   layers: 'num_layers', hidden: 'hidden_size', heads: 'num_attention_heads',
@@ -22,6 +25,9 @@ const HELP: Record<keyof DemoOptions, string> = {
   stepsGrown: 'updates after growth', stepsScratch: 'updates of the from-scratch model',
   evalEvery: 'validation every K updates', evalBatches: 'validation batches', seed: 'seed (init and data order)',
 };
+
+/** Options that take any finite number; every other numeric option is an integer. */
+const REAL: ReadonlySet<keyof DemoOptions> = new Set(['lr', 'minLr', 'warmup']);
 
 function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -42,12 +48,12 @@ async function demoCmd(o: Record<string, unknown>): Promise<void> {
   for (const key of Object.keys(DEFAULT_DEMO) as (keyof DemoOptions)[]) {
     if (o[key] !== undefined) (opts as Record<string, unknown>)[key] = o[key];
   }
-  if (!VARIANTS.includes(opts.variant)) throw new UserError(`--variant must be one of ${VARIANTS.join(', ')}`);
-  if (opts.growInit !== 'zero' && opts.growInit !== 'random') throw new UserError('--grow-init must be zero or random');
-  if (opts.variant === 'softmax' && opts.growInit === 'zero') throw new UserError('the demo grows with zero init, which cannot preserve a softmax model (see spec/growth.md)');
-  if (opts.schedule !== 'continue' && opts.schedule !== 'restart') throw new UserError('--schedule must be continue or restart');
-  if (!Number.isInteger(opts.growFactor) || opts.growFactor < 1) throw new UserError('--grow-factor must be an integer ≥ 1');
+  const maxMemory = o.maxMemory as string | undefined;
+  memoryBudget(maxMemory);
+  checkDemoOptions(opts);
+  checkDemoResources(opts, maxMemory);
   const out = String(o.out);
+  checkDemoOut(out);
   const t0 = performance.now();
   const corpus = loadCorpus();
   const be = await loadBackend(String(o.backend));
@@ -68,17 +74,13 @@ async function demoCmd(o: Record<string, unknown>): Promise<void> {
 export function registerDemo(program: Command): void {
   const cmd = program.command('demo')
     .description('train small → grow → keep training, vs. the grown size from scratch; plots and report in --out')
-    .option('--out <dir>', 'output folder', 'out/demo')
+    .option('--out <dir>', 'output folder: new, empty or an earlier demo\'s', 'out/demo')
+    .option('--max-memory <size>', 'refuse runs estimated above this (e.g. 8G; default TOKENFORMER_MAX_MEMORY or 75% of RAM)')
     .option('--backend <name>', 'cpu | webgpu | gpujs | gpujs-<mode> | auto', 'auto');
   for (const key of Object.keys(DEFAULT_DEMO) as (keyof DemoOptions)[]) {
     const flag = kebab(key);
     const d = DEFAULT_DEMO[key];
-    const parse = (v: string): number | string => {
-      if (typeof d !== 'number') return v;
-      const x = Number(v);
-      if (v.trim() === '' || !Number.isFinite(x)) throw new UserError(`--${flag} expects a number, got '${v}'`);
-      return x;
-    };
+    const parse: (v: string) => number | string = typeof d === 'number' ? numberFlag(flag, !REAL.has(key)) : (v: string) => v;
     cmd.option(`--${flag} <x>`, `${HELP[key]} (default ${d})`, parse);
   }
   cmd.action(demoCmd);

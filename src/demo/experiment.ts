@@ -6,7 +6,10 @@
 
 import type { Backend, Handle } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
-import type { Variant } from '../backend.ts';
+import { VARIANTS, type Variant } from '../backend.ts';
+import { validateConfig } from '../config-parse.ts';
+import { UserError } from '../errors.ts';
+import { checkTrainArgs, checkTrainResources } from '../train/args.ts';
 import { growModel, type GrowInit } from '../grow.ts';
 import { measureShift, type OutputShift } from '../cli/grow.ts';
 import { Rng } from '../rng.ts';
@@ -100,6 +103,43 @@ export function demoConfigs(o: DemoOptions): { small: ModelConfig; big: ModelCon
   return { small, big };
 }
 
+/** DemoOptions fields that are counts (positive integers), by flag. */
+const DEMO_COUNTS = [
+  'layers', 'hidden', 'heads', 'qkvSlots', 'projSlots', 'ffnSlots', 'growFactor', 'batch', 'seq',
+  'stepsSmall', 'stepsGrown', 'stepsScratch', 'evalEvery', 'evalBatches',
+] as const;
+
+function flagOf(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/**
+ * Every rule of the demo's options, before anything trains: counts are positive integers, the
+ * choices are known, both model configs pass validateConfig (as any config file would) and
+ * every stage's recipe passes checkTrainArgs.
+ */
+export function checkDemoOptions(o: DemoOptions): void {
+  for (const k of DEMO_COUNTS) {
+    if (!Number.isSafeInteger(o[k]) || o[k] < 1) throw new UserError(`${flagOf(k)} must be a positive integer, got ${String(o[k])}`);
+  }
+  if (!Number.isSafeInteger(o.seed)) throw new UserError(`--seed must be an integer, got ${String(o.seed)}`);
+  if (!VARIANTS.includes(o.variant)) throw new UserError(`--variant must be one of ${VARIANTS.join(', ')}`);
+  if (o.growInit !== 'zero' && o.growInit !== 'random') throw new UserError('--grow-init must be zero or random');
+  if (o.variant === 'softmax' && o.growInit === 'zero') throw new UserError('the demo grows with zero init, which cannot preserve a softmax model (see spec/growth.md)');
+  if (o.schedule !== 'continue' && o.schedule !== 'restart') throw new UserError('--schedule must be continue or restart');
+  const { small, big } = demoConfigs(o);
+  validateConfig(small, 'demo small model (--layers, --hidden, --heads, --*-slots; rotary_pct 0.25)');
+  validateConfig(big, 'demo grown model (--grow-factor × the small model\'s slots)');
+  for (const steps of [o.stepsSmall + o.stepsGrown, o.stepsGrown, o.stepsScratch]) checkTrainArgs(stageArgs(o, steps), big);
+}
+
+/** The memory the demo's largest training (the grown size) needs, against --max-memory. */
+export function checkDemoResources(o: DemoOptions, maxMemory?: string): void {
+  const { big } = demoConfigs(o);
+  const what = `training the demo's grown model (${paramCount(big).toLocaleString('en-US')} parameters)`;
+  checkTrainResources(big, stageArgs(o, o.stepsScratch), what, maxMemory, false);
+}
+
 function stageArgs(o: DemoOptions, steps: number): TrainArgs {
   return {
     ...DEFAULT_TRAIN_ARGS, steps, batch: o.batch, seq: o.seq, accum: 1, lr: o.lr, minLr: o.minLr, warmup: o.warmup,
@@ -152,6 +192,7 @@ async function growAndCheck<T extends Handle>(be: Backend<T>, t: Trainer<T>, o: 
 
 /** Runs the three trainings (small → grown, and from scratch) on one backend. */
 export async function runDemo<T extends Handle>(be: Backend<T>, corpus: Corpus, o: DemoOptions, hooks: DemoHooks): Promise<DemoRun> {
+  checkDemoOptions(o);
   const { small: cSmall, big: cBig } = demoConfigs(o);
   const cont = o.schedule === 'continue';
   // 1. the small model (with `continue`, the first stepsSmall updates of one longer run)

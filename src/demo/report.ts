@@ -1,9 +1,14 @@
 // The demo's measurements and write-up: FLOPs to reach the from-scratch model's final
 // validation loss along each path, the two cost ratios, report.json, report.md and the plots.
+// --out must be new, empty or an earlier demo's folder (checkDemoOut, before training); each
+// file is written atomically, and a failed write removes the files this call created.
 // Omits: confidence intervals (one seed; the report says so).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '../atomic.ts';
+import { UserError } from '../errors.ts';
+import { quote, readInputText } from '../fsguard.ts';
 import type { HistoryPoint } from '../train/checkpoint.ts';
 import type { DemoOptions, DemoRun, StageResult } from './experiment.ts';
 import { renderCurves, type CurvePoint } from './plot.ts';
@@ -155,8 +160,98 @@ export function curvePoints(run: DemoRun, growLabel: string, scratchLabel: strin
   return pts;
 }
 
+/** What a demo writes into --out, in writing order (report.json last: it marks the folder ours). */
+export const DEMO_FILES = ['curves.svg', 'curves.png', 'report.md', 'report.json'] as const;
+/** Temp files of an interrupted atomic write (src/atomic.ts tempPathFor) of one of DEMO_FILES. */
+const DEMO_TEMP_RE = /^\.(curves\.svg|curves\.png|report\.md|report\.json)\.\d+\.[0-9a-f]{12}\.tmp$/;
+
+function lstatOrNull(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null; // absent (ENOTDIR: an ancestor is a file)
+    throw new UserError(`cannot inspect ${quote(p)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+function isOurReport(path: string): boolean {
+  try {
+    const j = JSON.parse(readInputText(path, 'report')) as Record<string, unknown>;
+    return typeof j.flopsDefinition === 'string' && typeof j.stages === 'object' && j.stages !== null;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refuses a --out the demo must not write into: a link, a file, a device, or a folder holding
+ * anything but an earlier demo's files (with its report.json). Returns 'absent', 'empty' or 'report'.
+ */
+export function checkDemoOut(dirIn: string): 'absent' | 'empty' | 'report' {
+  const refuse = (why: string): never => {
+    throw new UserError(`--out ${quote(dirIn)} ${why}; give a new or empty folder, or an earlier demo's output folder (nothing was changed)`);
+  };
+  const st = lstatOrNull(resolve(dirIn));
+  if (st === null) {
+    let p = dirname(resolve(dirIn));
+    while (lstatOrNull(p) === null && dirname(p) !== p) p = dirname(p);
+    let isDir = false;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      // a dangling link
+    }
+    if (!isDir) refuse(`cannot be created: ${quote(p)} is not a folder`);
+    return 'absent';
+  }
+  if (st.isSymbolicLink()) refuse('is a symbolic link (outputs never replace a link)');
+  if (!st.isDirectory()) refuse(st.isFile() ? 'is a file, not a folder' : 'is not a folder');
+  const names = readdirSync(dirIn);
+  const foreign = names.filter((n) => (!(DEMO_FILES as readonly string[]).includes(n) || !lstatSync(join(dirIn, n)).isFile()) && !DEMO_TEMP_RE.test(n));
+  if (foreign.length > 0) {
+    refuse(`holds files that are not a demo's output (${foreign.slice(0, 3).map((n) => quote(n, 40)).join(', ')}${foreign.length > 3 ? `, … ${foreign.length} in all` : ''})`);
+  }
+  if (names.filter((n) => !DEMO_TEMP_RE.test(n)).length === 0) return 'empty';
+  if (!names.includes('report.json') || !isOurReport(join(dirIn, 'report.json'))) {
+    refuse('holds demo file names but no report.json of a tokenformer demo');
+  }
+  return 'report';
+}
+
+/** Writes the files in order, atomically each; on failure removes those this call created (and a folder it made). */
+function writeAll(outDir: string, files: [string, Uint8Array | string][]): void {
+  checkDemoOut(outDir);
+  const madeDir = mkdirSync(outDir, { recursive: true }) ?? null;
+  const created: string[] = [];
+  try {
+    for (const [name, data] of files) {
+      const path = join(outDir, name);
+      const existed = lstatOrNull(path) !== null;
+      writeFileAtomic(path, data);
+      if (!existed) created.push(path);
+    }
+  } catch (e) {
+    for (const p of created) {
+      try {
+        unlinkSync(p);
+      } catch {
+        // already gone
+      }
+    }
+    for (let d = resolve(outDir); madeDir !== null && d.startsWith(resolve(madeDir)); d = dirname(d)) {
+      try {
+        rmdirSync(d); // only empty folders we made
+      } catch {
+        break;
+      }
+    }
+    throw new UserError(`${e instanceof Error ? e.message : String(e)}; the demo's files from this run were removed`);
+  }
+}
+
 export async function writeReport(outDir: string, run: DemoRun, o: DemoOptions, wallSeconds: number): Promise<DemoSummary> {
-  mkdirSync(outDir, { recursive: true });
+  checkDemoOut(outDir); // before rendering; writeAll checks again just before writing
   const s = summarize(run, o, wallSeconds);
   const growLabel = `small (${run.small.params.toLocaleString('en-US')} params) → grown ×${o.growFactor}`;
   const scratchLabel = `grown size from scratch (${run.scratch.params.toLocaleString('en-US')} params)`;
@@ -166,9 +261,7 @@ export async function writeReport(outDir: string, run: DemoRun, o: DemoOptions, 
     title: 'TokenFormer incremental scaling: validation loss vs training FLOPs',
     subtitle: [`Brown corpus bytes · ${run.backend} backend · ${ratio}`, 'dots: validation loss · faint: training loss (mean of 10 updates)'],
   });
-  writeFileSync(join(outDir, 'curves.svg'), svg);
-  writeFileSync(join(outDir, 'curves.png'), png);
-  writeFileSync(join(outDir, 'report.json'), `${JSON.stringify({ ...s, histories: { small: run.small.history, grown: run.grown.history, scratch: run.scratch.history } }, null, 1)}\n`);
-  writeFileSync(join(outDir, 'report.md'), reportMarkdown(s));
+  const json = `${JSON.stringify({ ...s, histories: { small: run.small.history, grown: run.grown.history, scratch: run.scratch.history } }, null, 1)}\n`;
+  writeAll(outDir, [['curves.svg', svg], ['curves.png', png], ['report.md', reportMarkdown(s)], ['report.json', json]]);
   return s;
 }
