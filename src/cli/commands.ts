@@ -7,3 +7,4 @@ import { registerTrain } from './train.ts';
 export const extraCommands: Array<(program: Command) => void> = [registerTrain, registerGrow, registerDemo];
 import { registerScaling } from './scaling.ts'; extraCommands.push(registerScaling); // tokenformer scaling (src/scaling/)
 import { registerConformance } from './conformance.ts'; extraCommands.push(registerConformance); // tokenformer conformance (src/conformance/)
+import { registerGenerate } from './generate.ts'; extraCommands.push(registerGenerate); // tokenformer generate (src/decode.ts, src/sample.ts)
