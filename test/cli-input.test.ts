@@ -85,6 +85,8 @@ describe('grow: slot counts and memory', () => {
         /needs about \d+(\.\d+)? GiB, over the 1\.00 GiB memory limit \(raise it with --max-memory/],
       ['--qkv-slots 3·10⁷ under TOKENFORMER_MAX_MEMORY', grow('--qkv-slots', '30000000'), /over the 1\.00 GiB memory limit/,
         { TOKENFORMER_MAX_MEMORY: '1G' }],
+      ['a tensor past 2³¹ elements under a huge budget', grow('--ffn-slots', '100000000000', '--max-memory', '1e18'),
+        /sequential\.2\.mlp with 100000000000 tokens would be a \(100000000000, 32\) tensor, over the 2147483647-element limit/],
       ['a bad --max-memory', grow('--ffn-slots', '48', '--max-memory', 'lots'), /memory limit must be a size/],
     ]);
   }, 90_000);

@@ -50,12 +50,15 @@ describe('stdout that cannot take the output', () => {
 
   test('a closed pipe: --help, grow and forward end quietly, grow\'s files complete', async () => {
     const opts = { closeStdout: true };
-    const [help, g, f] = await inPool([
+    writeFileSync(d('bad.json'), '[[1, 2');
+    const [help, g, f, bad] = await inPool([
       () => runCliAsync(['--help'], opts),
       () => runCliAsync(grow('piped'), opts),
       () => runCliAsync(forward(d('piped-logits.safetensors')), opts),
-    ]);
+      () => runCliAsync(forward(d('never.safetensors'), d('bad.json')), { closeStderr: true }), // its error line has no reader
+    ], 4);
     for (const r of [help, g, f]) expect({ code: r.code, signal: r.signal, err: r.err }).toEqual({ code: 0, signal: null, err: '' });
+    expect({ code: bad.code, signal: bad.signal }).toEqual({ code: 2, signal: null });
     expect(readFileSync(d('piped.yml'), 'utf8')).toMatch(/ffn_slot_num: 48/);
     expect(readSafetensors(d('piped.safetensors')).get('sequential.2.mlp.key_param_tokens')!.shape).toEqual([48, 32]);
   }, 60_000);

@@ -28,7 +28,7 @@ function activationBytes(c: ModelConfig, rows: number, T: number): number {
   return forwardBytes(c, rows, T) - 4 * paramFloats(c);
 }
 
-/** Elements one typed array may hold (V8 in Node 20): no chunk tensor may come near it. */
+/** Elements one tensor may have here (a typed array in V8 holds at most 2³²): chunks and grown layers stay below. */
 const MAX_CHUNK_ELEMENTS = 2 ** 31 - 1;
 
 /**
@@ -59,11 +59,21 @@ export function planRows(c: ModelConfig, B: number, T: number, mode: 'forward' |
  */
 export function checkGrowMemory(c0: ModelConfig, newSlots: (l: PattentionLayer) => number, check: boolean, maxMemory?: string): void {
   let grown = paramFloats(c0);
-  for (const l of pattentionLayers(c0)) grown += (newSlots(l) - l.n) * (l.dIn + l.dOut);
+  let widest: { prefix: string; n: number; d: number } | null = null;
+  for (const l of pattentionLayers(c0)) {
+    const n = newSlots(l);
+    grown += (n - l.n) * (l.dIn + l.dOut);
+    const d = Math.max(l.dIn, l.dOut);
+    if (n * d > MAX_CHUNK_ELEMENTS && widest === null) widest = { prefix: l.prefix, n, d };
+  }
   const old = paramFloats(c0);
   let bytes = 4 * (old + 2 * grown);
   if (check) bytes += 4 * (old + grown) + 2 * activationBytes(c0, 4, Math.min(64, c0.maxPositions));
   checkMemory(bytes, `growing to ${grown.toPrecision(4)} parameters`, maxMemory);
+  if (widest) {
+    throw new UserError(`${widest.prefix} with ${widest.n} tokens would be a (${widest.n}, ${widest.d}) tensor, `
+      + `over the ${MAX_CHUNK_ELEMENTS}-element limit of one tensor`);
+  }
 }
 
 /** Where the first non-finite value of a (rows, T, V) block starting at row b0 is, or null. */

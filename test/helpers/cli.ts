@@ -27,12 +27,13 @@ export function runCli(args: readonly string[], opts: SpawnSyncOptions = {}): Cl
  * spends most of its second starting tsx). `timeout` ms (default 60 s) kills a hang.
  */
 export function runCliAsync(
-  args: readonly string[], opts: SpawnOptions & { timeout?: number; closeStdout?: boolean } = {},
+  args: readonly string[], opts: SpawnOptions & { timeout?: number; closeStdout?: boolean; closeStderr?: boolean } = {},
 ): Promise<CliResult> {
-  const { timeout = 60_000, closeStdout = false, ...rest } = opts;
+  const { timeout = 60_000, closeStdout = false, closeStderr = false, ...rest } = opts;
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...rest });
     if (closeStdout) child.stdout?.destroy(); // the reader goes away, as `| head -c 0` would
+    if (closeStderr) child.stderr?.destroy();
     let out = '';
     let err = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
