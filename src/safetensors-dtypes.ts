@@ -1,5 +1,7 @@
 // Safetensors dtypes: element sizes, which ones we read, and decoding little-endian bytes into
-// Float32Array (F32, F16, BF16) or Int32Array (I32, I64 in range, I16, U16, I8, U8, BOOL).
+// Float32Array (F32, F16, BF16) or Int32Array (I32, I64 in range, I16, U16, I8, U8, BOOL);
+// and the inverse, encoding those arrays into any of these dtypes (float32 → binary16 and
+// bfloat16 rounded to nearest even, exactly as torch's .half() and .bfloat16() do).
 // Omits: F64, U32/U64 and the F8 formats (recognised, rejected with a clear message).
 
 import { UserError } from './errors.ts';
@@ -127,5 +129,101 @@ export function decode(
     }
     default:
       return fail(source, `tensor ${q(name)}: unsupported dtype ${dtype}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------- encoding
+
+/** Dtypes `encode` writes: the readable ones (every one round-trips through `decode`). */
+export const WRITABLE = READABLE;
+
+const f32Bits = new Uint32Array(1);
+const f32View = new Float32Array(f32Bits.buffer);
+
+/** The IEEE bits of a float32 value (numbers are rounded to float32 first). */
+export function f32ToBits(v: number): number {
+  f32View[0] = v;
+  return f32Bits[0];
+}
+
+/**
+ * float32 bits → binary16 bits, round to nearest even (torch's c10::Half conversion): overflow
+ * gives ±∞, values below half the smallest subnormal (2⁻²⁵) give ±0, and NaN the quiet NaN
+ * 0x7E00 with the sign kept.
+ */
+export function f32BitsToF16(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | (mant !== 0 ? 0x7e00 : 0x7c00);
+  const e = exp - 127 + 15; // the binary16 biased exponent
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below 2⁻²⁵: rounds to zero
+    const m = mant | 0x800000; // 24 bits with the implicit one
+    const shift = 14 - e; // 14..24
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (h & 1) === 1)) h++;
+    return sign | h; // a carry into bit 10 is the smallest normal, as it should be
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry may reach ∞: correct
+  return sign | h;
+}
+
+/**
+ * float32 bits → bfloat16 bits, round to nearest even (torch's c10::BFloat16 conversion);
+ * NaN becomes 0x7FC0. NOTE: torch's vectorized CPU kernels write NaN as 0xFFFF instead; both
+ * decode to NaN, which is all any reader can rely on.
+ */
+export function f32BitsToBf16(x: number): number {
+  if ((x & 0x7fffffff) > 0x7f800000) return 0x7fc0;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** `data` as little-endian bytes of `dtype` (lengths and ranges are the caller's). */
+export function encode(data: Float32Array | Int32Array, dtype: string): Uint8Array {
+  const n = data.length;
+  const out = new Uint8Array(n * ITEMSIZE[dtype]);
+  const dv = new DataView(out.buffer);
+  switch (dtype) {
+    case 'F32':
+    case 'I32':
+      if (LITTLE_ENDIAN) {
+        out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        return out;
+      }
+      for (let i = 0; i < n; i++) {
+        if (data instanceof Float32Array) dv.setFloat32(4 * i, data[i], true);
+        else dv.setInt32(4 * i, data[i], true);
+      }
+      return out;
+    case 'F16':
+    case 'BF16': {
+      const bits = data instanceof Float32Array ? new Uint32Array(data.buffer, data.byteOffset, n) : null;
+      const conv = dtype === 'F16' ? f32BitsToF16 : f32BitsToBf16;
+      for (let i = 0; i < n; i++) dv.setUint16(2 * i, conv(bits ? bits[i] : f32ToBits(data[i])), true);
+      return out;
+    }
+    case 'I64':
+      for (let i = 0; i < n; i++) {
+        dv.setInt32(8 * i, data[i], true);
+        dv.setInt32(8 * i + 4, data[i] < 0 ? -1 : 0, true);
+      }
+      return out;
+    case 'I16':
+    case 'U16':
+      for (let i = 0; i < n; i++) dv.setUint16(2 * i, data[i] & 0xffff, true);
+      return out;
+    case 'I8':
+    case 'U8':
+    case 'BOOL':
+      for (let i = 0; i < n; i++) out[i] = data[i] & 0xff;
+      return out;
+    default:
+      throw new UserError(`cannot write dtype ${dtype}`);
   }
 }
