@@ -43,17 +43,21 @@ function kind(st: Stats): string {
   return 'not a regular file';
 }
 
+function readError(path: string, what: string, e: unknown): UserError {
+  return new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+}
+
 /**
- * Reads a whole input file: it must be a regular file (symlinks to one are followed) of at
- * most `limit` bytes. Opened non-blocking and checked on the open descriptor, so a FIFO
- * cannot block and a file swapped after the check is still the one checked.
+ * Opens an input non-blocking (a FIFO cannot block) and checks the open descriptor: a
+ * regular file (symlinks to one are followed) of at most `limit` bytes. Calls `use` with the
+ * descriptor and size, then closes it.
  */
-export function readInputFile(path: string, what: string, limit = maxInputBytes()): Buffer {
+function withInput<R>(path: string, what: string, limit: number, use: (fd: number, size: number) => R): R {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw readError(path, what, e);
   }
   try {
     const st = fstatSync(fd);
@@ -61,20 +65,34 @@ export function readInputFile(path: string, what: string, limit = maxInputBytes(
     if (st.size > limit) {
       throw new UserError(`${what} ${quote(path)} is ${st.size} bytes, over the ${limit}-byte input limit (raise it with TOKENFORMER_MAX_INPUT_BYTES)`);
     }
-    const buf = Buffer.allocUnsafe(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, buf, off, st.size - off, off);
-      if (n === 0) break; // truncated while reading: parse what is there, the parser reports it
-      off += n;
-    }
-    return off === st.size ? buf : buf.subarray(0, off);
+    return use(fd, st.size);
   } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw e instanceof UserError ? e : readError(path, what, e);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads a whole input file: a regular file of at most `limit` bytes, checked on the open
+ * descriptor, so a file swapped after the check is still the one checked.
+ */
+export function readInputFile(path: string, what: string, limit = maxInputBytes()): Buffer {
+  return withInput(path, what, limit, (fd, size) => {
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break; // truncated while reading: parse what is there, the parser reports it
+      off += n;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  });
+}
+
+/** Checks an input before anything is computed (see withInput) and returns its size. */
+export function checkInputFile(path: string, what: string, limit = maxInputBytes()): number {
+  return withInput(path, what, limit, (_fd, size) => size);
 }
 
 /** An input file as UTF-8 text (see readInputFile). */
@@ -84,29 +102,6 @@ export function readInputText(path: string, what: string, limit = maxInputBytes(
 
 function sameFile(a: Stats, b: Stats): boolean {
   return a.dev === b.dev && a.ino === b.ino;
-}
-
-/**
- * Checks an input before anything is computed: it opens (non-blocking, so a FIFO cannot
- * block), is a regular file, and is at most `limit` bytes. Returns its size.
- */
-export function checkInputFile(path: string, what: string, limit = maxInputBytes()): number {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new UserError(`${what} ${quote(path)} is ${kind(st)}, not a regular file`);
-    if (st.size > limit) {
-      throw new UserError(`${what} ${quote(path)} is ${st.size} bytes, over the ${limit}-byte input limit (raise it with TOKENFORMER_MAX_INPUT_BYTES)`);
-    }
-    return st.size;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
