@@ -79,6 +79,7 @@ async function main() {
     if (typeof r === 'string') notes.push(`${s.name}: ${r}`);
     else rows.push(...r);
   }
+  rows.push(...(await (await import('./generate.ts')).benchGenerateAll(loaded, notes))); // 150M-shaped generation tokens/s
   for (const device of ['cpu', ...(process.env.BENCH_CUDA ? ['cuda' as const] : [])] as const) {
     const t = torchRows(device);
     if (typeof t === 'string') notes.push(t);
