@@ -168,7 +168,7 @@ export function defaultModelCases(seed: number): ModelCaseSpec[] {
   const byName = new Map(MODEL_SPECS.map((s) => [s.name, s]));
   const out = MODEL_SPECS.map((s) => modelCase(s, seed));
   out.push(trainCase(byName.get('l2_tied')!, seed, [3e-3, 2e-3]));
-  out.push(trainCase(byName.get('gelu_l2_untied')!, seed, [1e-2, 5e-3]));
+  out.push(trainCase(byName.get('gelu_l2_untied')!, seed, [3e-3, 1e-3]));
   const all = growCase(byName.get('l2_tied')!, seed, 'grow_zero_l2_tied', { kinds: { qkv: 32, proj: 28, ffn: 56 } });
   out.push(all.grow);
   out.push(growCase(byName.get('gelu_l2_untied')!, seed, 'grow_zero_gelu_l2_untied', { kinds: { qkv: 24, proj: 20, ffn: 64 } }).grow);

@@ -6,7 +6,7 @@
 import type { Variant } from '../backend.ts';
 import { VARIANTS } from '../backend.ts';
 import { Rng } from '../rng.ts';
-import type { Role } from './format.ts';
+import type { Role, ToleranceOverrides } from './format.ts';
 import type { HostTensor } from './run-ops.ts';
 
 export interface OpCaseSpec {
@@ -16,7 +16,13 @@ export interface OpCaseSpec {
   description: string;
   /** Inputs and cotangents, in argument order. */
   inputs: (rng: Rng) => [name: string, role: Role, t: HostTensor][];
+  /** Per-case tolerance overrides (spec/conformance.md, "Per-case overrides"). */
+  tolerances?: ToleranceOverrides;
 }
+
+/** n·softmax Pattention outputs reach 50–70 (n ≈ 40 times unit values): bf16's ~1% of that scale
+ *  exceeds an atol meant for O(1) tensors. */
+const LARGE_OUTPUT_BF16: ToleranceOverrides = { bf16: { values: { atol: 0.5, rtol: 0.1 } } };
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -74,7 +80,7 @@ function normAct(name: string, variant: Variant, shape: number[], normN: number,
 
 function pattn(name: string, variant: Variant, N: number, din: number, n: number, dout: number, normN: number, kscale = 0.3): OpCaseSpec {
   return {
-    name, op: 'pattention', attrs: { variant, normN },
+    name, op: 'pattention', attrs: { variant, normN }, ...(variant === 'softmax' ? { tolerances: LARGE_OUTPUT_BF16 } : {}),
     description: `Pattention ${variant}: x [${N}, ${din}], ${n} key/value tokens, d_out ${dout}, normN ${normN}`,
     inputs: (g) => [
       input('x', randn(g, [N, din])), input('k', randn(g, [n, din], kscale)), input('v', randn(g, [n, dout])),
@@ -178,7 +184,8 @@ export function opCases(): OpCaseSpec[] {
     rotary('rotary_odd_partial', [2, 7, 4, 12], 6, 10000),
     rotary('rotary_full_base500', [2, 9, 4, 12], 12, 500),
     rotary('rotary_long', [1, 37, 2, 8], 8, 10000),
-    unary('permute0213_odd', 'permute0213', {}, 'x', 'd_y', (g) => randn(g, [2, 5, 3, 7]), '[a, b, c, d] → [a, c, b, d], x [2, 5, 3, 7]'),
+    simple('permute0213_odd', 'permute0213', '[a, b, c, d] → [a, c, b, d], x [2, 5, 3, 7]',
+      (g) => [input('x', randn(g, [2, 5, 3, 7])), cot('d_y', randn(g, [2, 3, 5, 7]))]),
     unary('causal_softmax_odd', 'causal_softmax', { scale: 0.25 }, 's', 'd_p', (g) => randn(g, [2, 3, 9, 9], 2),
       'causal softmax of 0.25·s over the last dim, s [2, 3, 9, 9]'),
     unary('causal_softmax_t1', 'causal_softmax', { scale: 1 / Math.sqrt(8) }, 's', 'd_p', (g) => randn(g, [3, 1, 1]),

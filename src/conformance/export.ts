@@ -18,7 +18,7 @@ import { configCases, defaultModelCases, seedFor, type ModelCaseSpec } from './e
 import { opCases, type OpCaseSpec } from './export-ops.ts';
 import { writeFolder } from './folder.ts';
 import {
-  CASE_FILE, EXPECTED_FILE, FORMAT_VERSION, INPUTS_FILE, SEMANTICS_VERSION, SUITE_FILE, SUITE_FORMAT, defaultTolerances, jsonText, onlyMatcher,
+  CASE_FILE, EXPECTED_FILE, FORMAT_VERSION, INPUTS_FILE, SEMANTICS_VERSION, SUITE_FILE, SUITE_FORMAT, defaultTolerances, jsonText, onlyMatcher, withOverrides,
   type CaseJson, type Role, type Rule, type SuiteJson, type TensorEntry,
 } from './format.ts';
 import { MODEL_RUNNERS } from './run-models.ts';
@@ -53,10 +53,10 @@ function listCases(o: ExportOptions): Pending[] {
 /** The role and rule of an expected tensor, from its name (spec/conformance.md, "Names"). */
 export function classify(name: string): { role: Role; rule: Rule; block?: number | null; point?: string } {
   if (name.startsWith('grad_') || name.startsWith('grad.')) return { role: 'gradient', rule: 'grads' };
-  if (/^step\d+\.param\./.test(name)) return { role: 'output', rule: 'grads' };
   const m = /^block\.(\d+)\.(\w+)$/.exec(name);
   if (m) return { role: 'intermediate', rule: 'values', block: Number(m[1]), point: m[2] };
   if (name === 'embed' || name === 'final_norm') return { role: 'intermediate', rule: 'values', block: null, point: name };
+  if (name === 'logits') return { role: 'output', rule: 'values', block: null, point: name };
   return { role: 'output', rule: 'values' };
 }
 
@@ -82,6 +82,7 @@ function caseBase(p: Pending, seed: number): { c: CaseJson; inputs: [string, Rol
   const tail = { tensors: [], tolerances: defaultTolerances() };
   if (p.spec.kind === 'op') {
     const op = p.spec.op;
+    tail.tolerances = withOverrides(tail.tolerances, op.tolerances);
     const c: CaseJson = { ...common, kind: 'op', description: op.description, op: op.op, attrs: op.attrs, ...tail };
     return { c, inputs: op.inputs(new Rng(seedFor(seed, `op:${op.name}`))) };
   }
