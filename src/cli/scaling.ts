@@ -84,7 +84,7 @@ async function scalingCmd(flags: Record<string, unknown>): Promise<void> {
     const h = s.headline;
     process.stdout.write(`largest size, ${h.variant} path: loss ratio ${h.lossRatio.mean.toFixed(4)} (goal ≤ ${h.goal.lossRatio}), `
       + `series cost ratio ${h.seriesRatio.mean.toFixed(3)} (goal ≤ ${h.goal.seriesRatio}): ${h.goalMet ? 'met' : 'not met'}; `
-      + `reach ratio ${h.reachRatio ? h.reachRatio.mean.toFixed(3) : 'not reached'}\n`
+      + `reach ratio ${h.reachRatio ? h.reachRatio.mean.toFixed(3) : 'not reached'}; lowest loss ratio: ${h.best.variant} ${h.best.lossRatio.toFixed(4)}\n`
       + `wrote ${out}/report.md, report.json, scaling.svg/png, curves.svg/png in ${s.wallSeconds} s\n`);
   } finally {
     await be.destroy();
@@ -99,7 +99,7 @@ export function registerScaling(program: Command): void {
     .option('--out <dir>', 'output folder', 'out/scaling')
     .option('--backend <name>', 'cpu | webgpu | gpujs | gpujs-<mode> | auto', 'auto')
     .option('--sizes <list>', `qkv/proj/ffn token counts per size, smallest first (default ${d.sizes.map(formatSize).join(',')})`)
-    .option('--variants <list>', `growth variants, the first is the headline: zero, random, frozen (default ${d.variants.join(',')})`)
+    .option('--variants <list>', `growth variants, the first is the headline: zero, random, frozen, renorm (default ${d.variants.join(',')})`)
     .option('--variant <name>', `norm_activation_type (default ${d.variant})`)
     .option('--moments <mode>', `AdamW moments at growth: reset (official) or carry (default ${d.moments})`)
     .option('--tokenizer <name>', `bytes or gpt-neox (default ${d.tokenizer}; gpu preset: gpt-neox)`)

@@ -196,6 +196,7 @@ export async function runPath<T extends Handle>(c: Ctx<T>, seed: number, v: Grow
   for (let i = 1; i < o.sizes.length; i++) {
     const s = o.sizes[i];
     const g = growModel(config, weights, { qkv: s.qkv, proj: s.proj, ffn: s.ffn }, v === 'random' ? 'random' : 'zero', new Rng(seed * 7919 + i));
+    if (v === 'renorm') g.config = { ...g.config, normSlots: {} }; // √n from the new counts
     const r: StageRunner<T> = await grownRunner(c, v, config, g, prev, rng);
     r.totals = totals;
     try {
@@ -212,9 +213,17 @@ export async function runPath<T extends Handle>(c: Ctx<T>, seed: number, v: Grow
   return out;
 }
 
+/**
+ * Rows per validation forward: at least 64, so a large validation set costs few dispatches
+ * (on lavapipe a forward of 8 rows costs nearly as much as one of 64).
+ */
+export function evalRows(o: ScalingOptions): number {
+  return Math.max(o.batch, 64);
+}
+
 export function makeContext<T extends Handle>(be: Backend<T>, corpus: TokenCorpus, o: ScalingOptions, hooks: ScalingHooks): Ctx<T> {
   checkTokens(corpus.train, o.seq, 'train');
-  return { be, o, corpus, val: validationWindows(corpus.val, o.batch, o.seq, o.evalWindows), hooks };
+  return { be, o, corpus, val: validationWindows(corpus.val, evalRows(o), o.seq, o.evalWindows), hooks };
 }
 
 /** Runs every seed: the from-scratch series, then one incremental path per variant. */

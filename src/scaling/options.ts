@@ -22,9 +22,11 @@ export interface SizeSpec {
  *  random  the official recipe: new keys N(0, 0.02), √n recomputed from the new count
  *  frozen  zero, and every parameter that existed before the growth is held fixed: only the
  *          appended key/value rows train (their gradient is masked, their values restored)
+ *  renorm  zero keys, but √n recomputed from the new count (a diagnostic: isolates the √n
+ *          pin from the key init; scales every old score by √(n'/n), so the function moves)
  */
-export type GrowthVariant = 'zero' | 'random' | 'frozen';
-export const GROWTH_VARIANTS: readonly GrowthVariant[] = ['zero', 'random', 'frozen'];
+export type GrowthVariant = 'zero' | 'random' | 'frozen' | 'renorm';
+export const GROWTH_VARIANTS: readonly GrowthVariant[] = ['zero', 'random', 'frozen', 'renorm'];
 
 export type TokenizerName = 'bytes' | 'gpt-neox';
 export type Preset = 'cpu' | 'gpu';
@@ -64,14 +66,16 @@ export interface ScalingOptions {
 }
 
 /**
- * Sized for this 2-core machine (WebGPU on lavapipe): 4 sizes, ×2 tokens per stage
- * (82k → 148k → 279k → 541k parameters), and the measured protocol of spec/growth.md.
+ * Sized for about 10 minutes on this 2-core machine (WebGPU on lavapipe): 4 sizes, ×2 tokens
+ * per stage (82k → 148k → 279k → 541k parameters), the official schedule (warmup + cosine
+ * restarted at the same peak at every stage, fresh AdamW), fraction 0.4 (the largest that
+ * keeps the series' cost ≤ 0.5 here), chosen by the measurements in spec/growth.md.
  */
 export const CPU_PRESET: ScalingOptions = {
   preset: 'cpu', layers: 2, hidden: 64, heads: 4, variant: 'l2_norm_gelu',
   sizes: [{ qkv: 32, proj: 32, ffn: 128 }, { qkv: 64, proj: 64, ffn: 256 }, { qkv: 128, proj: 128, ffn: 512 }, { qkv: 256, proj: 256, ffn: 1024 }],
-  batch: 16, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02, stageLr: 3e-3, steps: 300, fraction: 0.25,
-  moments: 'reset', variants: ['zero', 'random', 'frozen'], evalEvery: 50, evalWindows: 256,
+  batch: 8, seq: 64, lr: 3e-3, minLr: 3e-4, warmup: 0.02, stageLr: 3e-3, steps: 500, fraction: 0.4,
+  moments: 'reset', variants: ['zero', 'renorm', 'random', 'frozen'], evalEvery: 100, evalWindows: 256,
   seeds: 1, seed: 1234, data: null, tokenizer: 'bytes',
 };
 

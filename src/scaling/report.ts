@@ -30,6 +30,7 @@ export function summarize(run: ScalingRun, o: ScalingOptions, wallSeconds: numbe
   const tokensPerUpdate = o.batch * o.seq;
   const variants = o.variants.map((v) => variantStats(run.seeds, v));
   const head = variants[0];
+  const best = variants.reduce((a, b) => (b.lossRatio.mean < a.lossRatio.mean ? b : a));
   return {
     backend: run.backend, corpus: run.corpus, tokenizer: run.tokenizer, vocabSize: run.vocabSize,
     wallSeconds: Math.round(wallSeconds * 10) / 10,
@@ -53,6 +54,7 @@ export function summarize(run: ScalingRun, o: ScalingOptions, wallSeconds: numbe
       vsLargestRatio: head.vsLargestRatio, reachRatio: head.reachRatio, reachedIn: head.reachedIn, seeds: run.seeds.length,
       goal: { lossRatio: LOSS_GOAL, seriesRatio: COST_GOAL },
       goalMet: head.lossRatio.mean <= LOSS_GOAL && head.seriesRatio.mean <= COST_GOAL,
+      best: { variant: best.variant, lossRatio: best.lossRatio.mean, seriesRatio: best.seriesRatio.mean, goalMet: best.lossRatio.mean <= LOSS_GOAL && best.seriesRatio.mean <= COST_GOAL },
     },
     variants,
     seeds: run.seeds.map((s) => ({
@@ -116,7 +118,8 @@ export function reportMarkdown(s: ScalingSummary): string {
     ...sizeTable(s),
     '',
     `**Headline (${h.variant} path, largest size):** loss ratio ${fmtSpread(h.lossRatio, 4)} (goal ≤ ${h.goal.lossRatio}), `
-      + `series cost ratio ${fmtSpread(h.seriesRatio)} (goal ≤ ${h.goal.seriesRatio}): ${h.goalMet ? 'met' : 'not met'}.`,
+      + `series cost ratio ${fmtSpread(h.seriesRatio)} (goal ≤ ${h.goal.seriesRatio}): ${h.goalMet ? 'met' : 'not met'}. `
+      + `Lowest loss ratio: the ${h.best.variant} path, ${h.best.lossRatio.toFixed(4)} (goal ${h.best.goalMet ? 'met' : 'not met'}).`,
     '',
     ...accountingTable(s.variants),
     '',
