@@ -12,6 +12,7 @@ import { createCpuBackend } from '../backends/cpu.ts';
 import { readConfigFile } from '../src/config-parse.ts';
 import { readSafetensors } from '../src/safetensors.ts';
 import { readTokenizer } from '../src/tokenizer.ts';
+import { serializeTorchBin } from '../src/torch-bin/write.ts';
 import { expectUserError, runCli } from './helpers/cli.ts';
 import { greedyByRecompute, neoxTinyConfig, writeModel } from './helpers/gen-model.ts';
 
@@ -54,6 +55,20 @@ describe('tokenformer generate', () => {
   }, 300_000);
 });
 
+describe('tokenformer generate --weights pytorch_model.bin', () => {
+  it('a torch.save state dict gives the same greedy output as the same weights in safetensors', () => {
+    const bin = join(dir, 'pytorch_model.bin');
+    const t = readSafetensors(m.weights);
+    writeFileSync(bin, serializeTorchBin(new Map([...t].map(([k, v]) => [k, { dtype: 'F32', shape: v.shape, data: v.data }]))));
+    const args = ['--prompt', 'Once', '--temperature', '0', '--max-new-tokens', '5', '--json', '--backend', 'cpu', '--tokenizer', TOKENIZER, '--config', m.config];
+    const a = runCli(['generate', ...args, '--weights', m.weights]);
+    const b = runCli(['generate', ...args, '--weights', bin]);
+    expect(a.code, a.err).toBe(0);
+    expect(b.code, b.err).toBe(0);
+    expect(JSON.parse(b.out)).toEqual(JSON.parse(a.out));
+  });
+});
+
 describe('tokenformer generate: bad input exits 2 with one error line', () => {
   const badTokenizer = join(dir, 'wordlevel.json');
   const shortConfig = join(dir, 'short.yml');
@@ -74,6 +89,13 @@ describe('tokenformer generate: bad input exits 2 with one error line', () => {
     ['an unknown backend', ['--prompt', 'hi', '--backend', 'tpu'], /unknown backend "tpu"/],
   ])('%s', (_n, args, re) => {
     expectUserError(gen(...args), re);
+  });
+
+  it('a weights file that is neither safetensors nor torch.save', () => {
+    const junk = join(dir, 'junk.bin');
+    writeFileSync(junk, 'not a checkpoint at all');
+    const r = runCli(['generate', '--config', m.config, '--weights', junk, '--tokenizer', TOKENIZER, '--prompt', 'hi', '--backend', 'cpu']);
+    expectUserError(r, /junk\.bin/);
   });
 
   it('an unknown tokenizer format', () => {
