@@ -44,7 +44,7 @@ describe('tokenformer scaling (tiny run, CPU reference)', () => {
     }
     expect(rep.headline).toMatchObject({ variant: 'zero', seeds: 2, goal: { lossRatio: 1.01, seriesRatio: 0.5 } });
     for (const k of ['lossRatio', 'pplRatio', 'seriesRatio', 'vsLargestRatio']) expect(rep.headline[k]).toMatchObject({ n: 2 });
-    expect(rep.variants.map((v: any) => v.variant)).toEqual(['zero', 'random', 'frozen']);
+    expect(rep.variants.map((v: any) => v.variant)).toEqual(['zero', 'renorm', 'random', 'frozen']);
     expect(rep.seeds.map((s: any) => s.seed)).toEqual([1234, 1235]);
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
     for (const s of ['Protocol', 'Headline', 'series cost ratio', 'Growth ablation', 'right after growth', 'scaling.png']) expect(md).toContain(s);
@@ -61,7 +61,7 @@ describe('tokenformer scaling (tiny run, CPU reference)', () => {
     const path = [scratch[0], scratch[0] + stage * c[1], scratch[0] + stage * (c[1] + c[2])];
     for (const seed of rep.seeds) {
       expect(seed.scratch.map((s: any) => s.flopsEnd)).toEqual(scratch);
-      for (const v of ['zero', 'random', 'frozen']) {
+      for (const v of ['zero', 'renorm', 'random', 'frozen']) {
         const acc = seed.accounting[v];
         expect(seed.paths[v].map((s: any) => s.flopsEnd)).toEqual(path.slice(1));
         expect(acc.final.seriesRatio).toBeCloseTo(path[2] / (scratch[0] + scratch[1] + scratch[2]), 12);
@@ -78,11 +78,12 @@ describe('tokenformer scaling (tiny run, CPU reference)', () => {
     expect(rep.headline.lossRatio.range).toBeCloseTo(Math.abs(ratios[0] - ratios[1]), 12);
   });
 
-  it('zero growth leaves the validation loss where it was; random growth moves it', () => {
+  it('zero growth leaves the validation loss where it was; random and renorm growth move it', () => {
     for (const seed of rep.seeds) {
       for (const st of seed.paths.zero) expect(st.valStart).toBe(st.valBeforeGrowth);
       for (const st of seed.paths.frozen) expect(st.valStart).toBe(st.valBeforeGrowth);
       expect(seed.paths.random[0].valStart).not.toBe(seed.paths.random[0].valBeforeGrowth);
+      expect(seed.paths.renorm[0].valStart).not.toBe(seed.paths.renorm[0].valBeforeGrowth);
     }
   });
 });

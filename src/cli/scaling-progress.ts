@@ -35,10 +35,16 @@ export class RunClock {
     this.done++;
   }
 
-  /** Seconds left after the current stage's `left` updates of size `size`. */
+  /**
+   * Seconds left: the current stage's `left` updates of size `size` at `current` seconds each
+   * (its own rate so far), then every later stage (sizes never seen yet: scaled from this one).
+   */
   remaining(size: number, left: number, current: number | null): number {
+    const provisional = !this.perStep.has(size) && current !== null;
+    if (provisional) this.perStep.set(size, current);
     let s = (current ?? this.secondsPerStep(size) ?? NaN) * left;
     for (const p of this.plan.slice(this.done + 1)) s += (this.secondsPerStep(p.size) ?? NaN) * p.steps;
+    if (provisional) this.perStep.delete(size);
     return s;
   }
 
