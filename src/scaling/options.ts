@@ -80,13 +80,17 @@ export const CPU_PRESET: ScalingOptions = {
 };
 
 /**
- * Sized for about 10 minutes on one data-centre GPU (not measured in this repository's CI):
- * the GPT-NeoX-20B tokenizer on the Brown corpus (or --data), hidden 256, 4 layers.
+ * Sized by estimate for about 10 minutes on one data-centre GPU (WebGPU on Vulkan; not measured
+ * yet: bench/gpu.sh records its wall time): the GPT-NeoX-20B tokenizer (vocab 50304) on the
+ * Brown corpus (or --data), hidden 256, 4 layers, T 256, 8,192 tokens per update. The 12.9M
+ * embedding does not grow, so the non-embedding parameters double per stage (2.1M → 16.8M) and
+ * the totals go 15.0M → 17.1M → 21.3M → 29.7M; the output head dominates the FLOPs per token.
+ * About 4.9e15 training FLOPs in all.
  */
 export const GPU_PRESET: ScalingOptions = {
   ...CPU_PRESET, preset: 'gpu', layers: 4, hidden: 256, heads: 8,
   sizes: [{ qkv: 128, proj: 128, ffn: 512 }, { qkv: 256, proj: 256, ffn: 1024 }, { qkv: 512, proj: 512, ffn: 2048 }, { qkv: 1024, proj: 1024, ffn: 4096 }],
-  batch: 32, seq: 256, lr: 1e-3, minLr: 1e-4, stageLr: 1e-3, steps: 1500, evalEvery: 250, evalWindows: 1024,
+  batch: 32, seq: 256, lr: 1e-3, minLr: 1e-4, stageLr: 1e-3, steps: 500, evalEvery: 100, evalWindows: 512,
   tokenizer: 'gpt-neox',
 };
 

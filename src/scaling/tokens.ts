@@ -5,7 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
 import { BYTE_VOCAB, type Batch, decodeBytes, loadCorpus } from '../train/data.ts';
@@ -67,18 +67,14 @@ export function neoxTokenizerPath(): string {
 }
 
 /**
- * The GPT-NeoX-20B tokenizer through src/tokenizer.ts (loaded on demand, so the byte-level
- * default never needs it). That module is expected to export
- * `loadTokenizer(path): Promise<{ encode(text): ArrayLike<number>, vocabSize: number }>`.
+ * The GPT-NeoX-20B tokenizer through src/tokenizer.ts (@huggingface/tokenizers), imported on
+ * demand so the byte-level default never loads it.
  */
 export async function loadNeoxTokenizer(): Promise<TextTokenizer> {
-  const modPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'tokenizer.ts');
-  if (!existsSync(modPath)) throw new UserError('--tokenizer gpt-neox needs src/tokenizer.ts (the GPT-NeoX-20B tokenizer), which is not in this tree yet; use --tokenizer bytes');
-  const mod = await import(pathToFileURL(modPath).href) as Record<string, unknown>;
-  const load = mod.loadTokenizer as ((p: string) => Promise<{ encode(t: string): ArrayLike<number>; vocabSize: number }>) | undefined;
-  if (typeof load !== 'function') throw new UserError('src/tokenizer.ts does not export loadTokenizer(path); cannot use --tokenizer gpt-neox');
-  const t = await load(neoxTokenizerPath());
-  return { name: 'GPT-NeoX-20B (src/tokenizer.ts)', size: t.vocabSize, encode: (s) => t.encode(s) };
+  const { readTokenizer } = await import('../tokenizer.ts');
+  const path = neoxTokenizerPath();
+  const t = readTokenizer(path);
+  return { name: `GPT-NeoX-20B (${t.size} entries, vocab padded to ${paddedVocab(t.size)})`, size: t.size, encode: (s) => t.encode(s) };
 }
 
 export async function loadTokens(data: string | null, name: TokenizerName): Promise<TokenCorpus> {
