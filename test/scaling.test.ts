@@ -2,7 +2,7 @@
 // accountings recomputed here from the stage token counts and an independent FLOP count, zero
 // growth leaving the loss where it was, the frozen variant leaving every old row untouched,
 // and bad flags refused with exit 2 and one error line.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { Rng } from '../src/rng.ts';
 import { RowFreeze } from '../src/scaling/freeze.ts';
 import { StageRunner } from '../src/scaling/loop.ts';
 import { CPU_PRESET, sizeConfig } from '../src/scaling/options.ts';
-import { tokenCorpus, validationWindows } from '../src/scaling/tokens.ts';
+import { paddedVocab, tokenCorpus, validationWindows } from '../src/scaling/tokens.ts';
 import { expectUserError, runCli } from './helpers/cli.ts';
 
 const TINY = ['--backend', 'cpu', '--layers', '1', '--hidden', '16', '--heads', '2', '--sizes', '4/4/8,8/8/16,16/16/32',
@@ -114,6 +114,24 @@ describe('frozen growth variant', () => {
     }
     r.dispose();
     await be.destroy();
+  });
+});
+
+describe('token corpus', () => {
+  const docs = mkdtempSync(join(tmpdir(), 'tf-scaling-docs-'));
+  for (let i = 0; i < 20; i++) writeFileSync(join(docs, `d${String(i).padStart(2, '0')}.txt`), i === 19 ? 'held out text' : `train text ${i}`);
+  const chars = { name: 'chars', size: 300, encode: (t: string) => Array.from(t, (ch) => ch.charCodeAt(0)) };
+
+  it('tokenizes the training and held-out texts separately, vocab padded as GPT-NeoX does', () => {
+    const c = tokenCorpus(docs, chars);
+    expect(c.vocabSize).toBe(384);
+    expect(paddedVocab(50277)).toBe(50304);
+    expect(String.fromCharCode(...c.val)).toBe('held out text');
+    expect(String.fromCharCode(...c.train)).not.toContain('held out');
+  });
+
+  it('refuses ids outside the vocabulary', () => {
+    expect(() => tokenCorpus(docs, { ...chars, encode: () => [0, 999] })).toThrow(/id 999, outside 0 … 383/);
   });
 });
 
