@@ -7,8 +7,9 @@
 // map for each new one, quadratic in the key count (60,000 keys took 54 s); it is off, and
 // duplicateKey() below does the same check with one Set per map.
 
+import { statSync } from 'node:fs';
 import { parseDocument, isMap, isScalar, visit, type Document } from 'yaml';
-import { CONFIG_LIMITS, MAX_CONFIG_KEYS, MAX_CONFIG_SEPARATORS, MAX_LAYER_SLOTS, type ModelConfig, rotaryDim } from './config.ts';
+import { CONFIG_LIMITS, MAX_CONFIG_BYTES, MAX_CONFIG_KEYS, MAX_CONFIG_SEPARATORS, MAX_LAYER_SLOTS, type ModelConfig, rotaryDim } from './config.ts';
 import { VARIANTS, type Variant } from './backend.ts';
 import { UserError } from './errors.ts';
 import { readInputText } from './fsguard.ts';
@@ -352,8 +353,17 @@ function duplicateKey(doc: Document): string | null {
   return found;
 }
 
-/** Reads a config file (YAML or JSON): a regular file, bounded (src/fsguard.ts). */
+/** Reads a config file (YAML or JSON): a regular file (src/fsguard.ts) of at most MAX_CONFIG_BYTES. */
 export function readConfigFile(path: string, opts: ConfigParseOptions = {}): ModelConfig {
+  let size = 0;
+  try {
+    size = statSync(path).size; // a cheap early bound; readInputText checks the open file itself
+  } catch {
+    // absent or unreadable: readInputText says which
+  }
+  if (size > MAX_CONFIG_BYTES) {
+    fail(path, `is ${size} bytes; a config is at most ${MAX_CONFIG_BYTES} bytes (16 MiB; the official ones are under 10 KB)`);
+  }
   return parseConfig(readInputText(path, 'config'), path, opts);
 }
 
