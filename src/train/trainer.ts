@@ -8,6 +8,7 @@ import type { Backend, Handle } from '../backend.ts';
 import type { ModelConfig } from '../config.ts';
 import { configToYaml } from '../config-parse.ts';
 import { UserError } from '../errors.ts';
+import { quote } from '../fsguard.ts';
 import { TokenFormer } from '../model.ts';
 import { initParams, paramSpecs } from '../params.ts';
 import { Rng } from '../rng.ts';
@@ -191,7 +192,7 @@ export class Trainer<T extends Handle> {
   }
 
   private lastSaveNote(): string {
-    return this.lastSave ? `the last finite checkpoint in ${this.lastSave.dir} is step ${this.lastSave.step}` : 'no checkpoint was saved';
+    return this.lastSave ? `the last finite checkpoint in ${quote(this.lastSave.dir)} is step ${this.lastSave.step}` : 'no checkpoint was saved';
   }
 
   async checkpoint(): Promise<Checkpoint> {

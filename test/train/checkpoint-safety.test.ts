@@ -17,6 +17,7 @@ import { loadCorpus } from '../../src/train/data.ts';
 import { paramCount } from '../../src/train/flops.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { serializeSafetensors } from '../../src/safetensors.ts';
+import { numberFlag } from '../../src/cli/train.ts';
 import { listTree } from '../helpers/cli.ts';
 import { fixtureState } from './fixtures/ckpt-state.ts';
 import { tinyArgs, tinyConfig, tinyCorpus } from './helpers.ts';
@@ -158,7 +159,7 @@ describe('a diverging run', () => {
     }
     const m = /^step (\d+): (loss is|gradient norm is|validation loss is|(?:weight|optimizer moment) '[^']+' holds) (NaN|-?Infinity)[^;]*diverged; try a lower --lr\)[;,] .*the last finite checkpoint in (.*) is step (\d+)$/.exec(msg);
     expect(m, msg).not.toBeNull();
-    expect(m![4]).toBe(dir);
+    expect(m![4]).toBe(JSON.stringify(dir));
     const saved = loadCheckpoint(dir); // finite by construction: load validates every tensor
     expect(saved.state.step).toBe(Number(m![5]));
     expect(saved.state.step).toBeLessThan(Number(m![1]));
@@ -210,5 +211,19 @@ describe('memory estimates', () => {
     expect(userError(() => checkTrainResources(c, tinyArgs({ batch: 1e6, seq: 64 }), 'x', '1T')))
       .toMatch(/^x: the logits \(batch × seq × vocab_size\) would have 1\.64e\+10 elements, over the 4294967296 one array can hold$/);
     expect(() => checkTrainResources(c, tinyArgs(), 'x', '1G')).not.toThrow();
+  });
+});
+
+describe('numeric flags', () => {
+  it('parse as finite numbers, integers where counts are meant; ranges are judged once, later', () => {
+    const batch = numberFlag('batch', true);
+    expect(batch('8')).toBe(8);
+    expect(batch('1e3')).toBe(1000);
+    expect(batch('-1')).toBe(-1); // checkArgValues refuses it with the range
+    expect(userError(() => batch('1.5'))).toBe('--batch expects an integer, got "1.5"');
+    expect(userError(() => batch('1e300'))).toBe('--batch expects an integer, got "1e300"');
+    expect(userError(() => numberFlag('lr', false)('NaN'))).toBe('--lr expects a number, got "NaN"');
+    expect(userError(() => numberFlag('lr', false)(' '))).toBe('--lr expects a number, got " "');
+    expect(numberFlag('lr', false)('1e-3')).toBe(1e-3);
   });
 });
