@@ -2,17 +2,12 @@
 // into a validated ModelConfig, and writes one back as YAML (spec/config.md).
 // Omits: GPT-NeoX's merging of several config files, training keys (ignored here; the trainer
 // reads its own), and every model variant other than TokenFormer (rejected, not approximated).
-//
-// NOTE: the yaml package's own duplicate-key check (uniqueKeys) scans every earlier key of a
-// map for each new one, quadratic in the key count (60,000 keys took 54 s); it is off, and
-// duplicateKey() below does the same check with one Set per map.
+// The text itself (YAML parsing, key caps, duplicate keys) is src/config-text.ts.
 
-import { statSync } from 'node:fs';
-import { parseDocument, isMap, isScalar, visit, type Document } from 'yaml';
-import { CONFIG_LIMITS, MAX_CONFIG_BYTES, MAX_CONFIG_KEYS, MAX_CONFIG_SEPARATORS, MAX_LAYER_SLOTS, type ModelConfig, rotaryDim } from './config.ts';
+import { CONFIG_LIMITS, MAX_CONFIG_KEYS, MAX_LAYER_SLOTS, type ModelConfig, rotaryDim } from './config.ts';
+import { parseConfigText, readConfigText, tooManyKeys } from './config-text.ts';
 import { VARIANTS, type Variant } from './backend.ts';
 import { UserError } from './errors.ts';
-import { readInputText } from './fsguard.ts';
 import { pattentionLayers } from './params.ts';
 
 export interface ConfigParseOptions {
@@ -70,10 +65,6 @@ function normalizeKeys(raw: unknown, source: string): Raw {
     out.set(key, v);
   }
   return out;
-}
-
-function tooManyKeys(n: number): string {
-  return `too many keys (${n}; a config has at most ${MAX_CONFIG_KEYS}, the official ones about 90)`;
 }
 
 type SizeKey = keyof typeof CONFIG_LIMITS;
@@ -292,79 +283,14 @@ function validateLayerSlots(c: ModelConfig, source: string): void {
   }
 }
 
-/**
- * ':', ',' and '?' in the text: a bound on its map entries (each entry but a map's first has
- * a ',' or a newline before it and a ':' or a '?' in it), counted in one pass so a file of
- * 300,000 keys is refused before the YAML parser (about 30 µs a key) runs.
- */
-function separatorCount(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (ch === 0x3a || ch === 0x2c || ch === 0x3f) n++;
-  }
-  return n;
-}
-
 /** Parses YAML or JSON text (JSON is read as YAML 1.2, which it is). */
 export function parseConfig(text: string, source: string, opts: ConfigParseOptions = {}): ModelConfig {
-  const seps = separatorCount(text);
-  if (seps > MAX_CONFIG_SEPARATORS) {
-    fail(source, `too many keys: the text has ${seps} ':', ',' or '?' separators; a config has at most ${MAX_CONFIG_KEYS} `
-      + `keys and ${MAX_CONFIG_SEPARATORS} separators (the official ones have about 90 and 200)`);
-  }
-  let raw: unknown;
-  try {
-    const doc = parseDocument(text, { schema: 'core', uniqueKeys: false, prettyErrors: false });
-    if (doc.errors.length > 0) fail(source, `not valid YAML/JSON: ${doc.errors[0].message}`);
-    if (isMap(doc.contents) && doc.contents.items.length > MAX_CONFIG_KEYS) fail(source, tooManyKeys(doc.contents.items.length));
-    const dup = duplicateKey(doc);
-    if (dup !== null) fail(source, `not valid YAML/JSON: Map keys must be unique (${dup} is repeated)`);
-    raw = doc.toJS({ mapAsMap: true, maxAliasCount: 100 });
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    // NOTE: the yaml package recurses; absurdly deep nesting ends here as a RangeError.
-    const why = e instanceof RangeError ? 'nested too deeply' : e instanceof Error ? e.message : String(e);
-    return fail(source, `not valid YAML/JSON: ${why}`);
-  }
-  return configFromObject(raw, source, opts);
-}
-
-/**
- * The first scalar key repeated within one map, shown, or null: the check yaml's uniqueKeys
- * makes (scalars equal by value), in linear time. Non-scalar keys are never equal.
- */
-function duplicateKey(doc: Document): string | null {
-  let found: string | null = null;
-  visit(doc, {
-    Map(_key, map) {
-      const seen = new Set<unknown>();
-      for (const pair of map.items) {
-        if (!isScalar(pair.key)) continue;
-        if (seen.has(pair.key.value)) {
-          found = show(pair.key.value);
-          return visit.BREAK;
-        }
-        seen.add(pair.key.value);
-      }
-      return undefined;
-    },
-  });
-  return found;
+  return configFromObject(parseConfigText(text, source), source, opts);
 }
 
 /** Reads a config file (YAML or JSON): a regular file (src/fsguard.ts) of at most MAX_CONFIG_BYTES. */
 export function readConfigFile(path: string, opts: ConfigParseOptions = {}): ModelConfig {
-  let size = 0;
-  try {
-    size = statSync(path).size; // a cheap early bound; readInputText checks the open file itself
-  } catch {
-    // absent or unreadable: readInputText says which
-  }
-  if (size > MAX_CONFIG_BYTES) {
-    fail(path, `is ${size} bytes; a config is at most ${MAX_CONFIG_BYTES} bytes (16 MiB; the official ones are under 10 KB)`);
-  }
-  return parseConfig(readInputText(path, 'config'), path, opts);
+  return parseConfig(readConfigText(path), path, opts);
 }
 
 /** A number both YAML 1.2 and PyYAML (YAML 1.1, which needs a "." before "e") read as a float. */
