@@ -192,6 +192,7 @@ export function checkDemoOut(dirIn: string): 'absent' | 'empty' | 'report' {
   const refuse = (why: string): never => {
     throw new UserError(`--out ${quote(dirIn)} ${why}; give a new or empty folder, or an earlier demo's output folder (nothing was changed)`);
   };
+  if (dirIn.trim() === '') refuse('is empty');
   const st = lstatOrNull(resolve(dirIn));
   if (st === null) {
     let p = dirname(resolve(dirIn));

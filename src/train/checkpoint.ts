@@ -203,10 +203,11 @@ function readState(dir: string): TrainState {
  */
 export function checkOutputDir(dirIn: string, flag = '--out'): 'absent' | 'empty' | 'checkpoint' {
   const dir = resolve(dirIn);
-  const st = lstatOrNull(dir);
   const refuse = (why: string): never => {
     throw new UserError(`${flag} ${quote(dirIn)} ${why}; give a new or empty folder, or an earlier checkpoint folder (nothing was changed)`);
   };
+  if (dirIn.trim() === '') refuse('is empty');
+  const st = lstatOrNull(dir);
   if (st === null) {
     checkParent(dir, dirIn, flag);
     return 'absent';

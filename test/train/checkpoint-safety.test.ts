@@ -66,6 +66,7 @@ describe('what --out may be', () => {
     expect(userError(() => checkOutputDir(join(root, 'bogus')))).toMatch(/is not a valid tokenformer checkpoint \(.*step must be an integer/);
     expect(userError(() => checkOutputDir(join(root, 'dirname')))).toMatch(/holds files that are not part of a tokenformer checkpoint \("state.json"\)/);
     expect(userError(() => checkOutputDir(join(root, 'file.txt', 'ck')))).toMatch(/file\.txt" is not a folder/);
+    expect(userError(() => checkOutputDir(''))).toMatch(/^--out "" is empty;/);
     // a save re-checks: it refuses the user's folder too, and changes nothing
     expect(userError(() => saveCheckpoint(join(root, 'user'), ck(2), ''))).toMatch(/holds files that are not part/);
     expect(listTree(root)).toEqual(before);
