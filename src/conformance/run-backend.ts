@@ -27,13 +27,18 @@ export async function runCase(be: Backend<Handle>, c: CaseJson, inputs: HostMap)
   return c.kind === 'op' ? runOpCase(be, c, inputs) : MODEL_RUNNERS[c.kind](be, c, inputs);
 }
 
-/** Runs the suite's cases (or those `only` selects) on `backend`; writes the candidate folder `out`. */
-export async function runSuite(suite: string, out: string, backend: string, only?: string): Promise<{ backend: string; ran: number; unsupported: number }> {
+/**
+ * Runs the suite's cases (or those `only` selects) on a backend, by name (loaded and destroyed
+ * here) or an instance (the caller's to destroy); writes the candidate folder `out`.
+ */
+export async function runSuite(
+  suite: string, out: string, backend: string | Backend<Handle>, only?: string,
+): Promise<{ backend: string; ran: number; unsupported: number }> {
   const s = readSuiteJson(suite);
   const match = onlyMatcher(only);
   const names = s.cases.map((c) => c.name).filter(match);
   if (names.length === 0) throw new UserError(`--only ${JSON.stringify(only)} selects no case of the suite`);
-  const be = await loadBackend(backend);
+  const be = typeof backend === 'string' ? await loadBackend(backend) : backend;
   const cand: CandidateJson = { format: CANDIDATE_FORMAT, formatVersion: FORMAT_VERSION, implementation: `tokenformer ${be.name} backend`, unsupported: {} };
   let ran = 0;
   try {
@@ -57,7 +62,7 @@ export async function runSuite(suite: string, out: string, backend: string, only
       writeFileAtomic(join(staging, CANDIDATE_FILE), `${JSON.stringify(cand, null, 1)}\n`);
     });
   } finally {
-    await be.destroy();
+    if (typeof backend === 'string') await be.destroy();
   }
   return { backend: be.name, ran, unsupported: Object.keys(cand.unsupported!).length };
 }
