@@ -42,7 +42,7 @@ function color(domain: string[]) {
 /** Fig. 3 form: one point per size, cumulative cost on a log axis, a line per path. */
 export function seriesSpec(points: SeriesPoint[], title: string, subtitle: string[]): TopLevelSpec {
   const paths = [...new Set(points.map((p) => p.path))];
-  const x = { field: 'flops', type: 'quantitative', title: 'cumulative training FLOPs of the series', scale: { type: 'log' }, axis: { format: '.1~s' } } as const;
+  const x = { field: 'flops', type: 'quantitative', title: 'cumulative training FLOPs of the series', scale: { type: 'log', nice: false, padding: 24 }, axis: { format: '.2~s' } } as const;
   const y = { field: 'loss', type: 'quantitative', title: 'final validation loss', scale: { zero: false, domain: yDomain(points.map((p) => p.loss)) } } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
