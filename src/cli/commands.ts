@@ -8,3 +8,4 @@ export const extraCommands: Array<(program: Command) => void> = [registerTrain, 
 import { registerScaling } from './scaling.ts'; extraCommands.push(registerScaling); // tokenformer scaling (src/scaling/)
 import { registerConformance } from './conformance.ts'; extraCommands.push(registerConformance); // tokenformer conformance (src/conformance/)
 import { registerGenerate } from './generate.ts'; extraCommands.push(registerGenerate); // tokenformer generate (src/decode.ts, src/sample.ts)
+import { registerConvert } from './convert.ts'; extraCommands.push(registerConvert); // tokenformer convert (src/torch-bin/write.ts, src/neox/)
