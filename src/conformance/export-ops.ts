@@ -147,7 +147,8 @@ function gelu(name: string, kind: 'randn' | 'sweep'): OpCaseSpec {
   }, kind === 'randn' ? 'exact (erf) GELU of N(0, 9) samples' : 'exact (erf) GELU on a sweep of [-10, 10] plus 0, tiny and large magnitudes');
 }
 
-export function opCases(): OpCaseSpec[] {
+/** matmul, add, GELU, Θ and Pattention. */
+function linearCases(): OpCaseSpec[] {
   const cases: OpCaseSpec[] = [
     matmul('matmul_nn_odd', [13, 48], [48, 20], false, false),
     matmul('matmul_tn_odd', [48, 13], [48, 20], true, false),
@@ -174,6 +175,14 @@ export function opCases(): OpCaseSpec[] {
     normAct('norm_act_l2_norm_gelu_wide', 'l2_norm_gelu', [3, 200], 200, 0.05),
     normAct('norm_act_gelu_l2_norm_small', 'gelu_l2_norm', [4, 64], 64, 0.1),
     pattn('pattention_l2_norm_gelu_tiny', 'l2_norm_gelu', 4, 8, 5, 3, 5, 1),
+  );
+  return cases;
+}
+
+/** Every op case of the default suite: each kernel of the backend contract, and GELU. */
+export function opCases(): OpCaseSpec[] {
+  const cases = linearCases();
+  cases.push(
     layernorm('layernorm_nonparam_odd', [13, 48], 1e-5, false, 2, 3),
     layernorm('layernorm_nonparam_small_var', [7, 37], 1e-5, false, 3e-3, 0),
     layernorm('layernorm_nonparam_eps1e-6', [9, 20], 1e-6, false, 1, 0),

@@ -4,12 +4,12 @@
 // suite.json / case.json / candidate.json that `check` and the TypeScript adapter share.
 // Omits: computing anything (export-*.ts, run-*.ts) and comparing (compare.ts).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../config.ts';
 import { configFromObject } from '../config-parse.ts';
 import { UserError } from '../errors.ts';
-import { quote } from '../fsguard.ts';
+import { quote, readInputText } from '../fsguard.ts';
 
 export const SUITE_FORMAT = 'tokenformer-conformance';
 export const CANDIDATE_FORMAT = 'tokenformer-conformance-candidate';
@@ -161,13 +161,11 @@ export function fileOf(role: Role): typeof INPUTS_FILE | typeof EXPECTED_FILE {
 
 // ------------------------------------------------------------------------------- readers
 
+/** JSON files of a suite are small: 64 MiB is far above any (a case.json of a 40-layer model is ~100 kB). */
+const MAX_JSON_BYTES = 64 * 2 ** 20;
+
 function readJson(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read ${what} ${quote(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
+  const text = readInputText(path, what, MAX_JSON_BYTES);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -260,13 +258,7 @@ export function caseConfig(c: CaseJson, which: 'config' | 'baseConfig' = 'config
 /** candidate.json if the folder has one (it is optional), else null. */
 export function readCandidateJson(dir: string): CandidateJson | null {
   const path = join(dir, CANDIDATE_FILE);
-  let exists = true;
-  try {
-    readFileSync(path);
-  } catch {
-    exists = false;
-  }
-  if (!exists) return null;
+  if (!existsSync(path)) return null;
   const j = readJson(path, 'candidate file');
   const src = quote(path);
   need(isObj(j), src, 'not a JSON object');
