@@ -3,7 +3,8 @@
 // whole suite at reference-f32, which is also the proof that the exported expected values (the
 // CPU reference) agree with PyTorch float64; each planted bug (--mutate) must fail, with the
 // report's first divergence at the right block and point. Plus what the suite itself promises:
-// zero growth leaves the outputs bit-identical, the classes come from golden/manifest.json.
+// zero growth leaves the outputs bit-identical, the classes come from golden/manifest.json; and
+// `export --config` makes a suite for a user's YAML that the adapter passes too.
 // Needs Debian's python3 with torch for the adapter parts; without it they skip with the reason,
 // unless TOKENFORMER_REQUIRE names 'torch'.
 
@@ -18,6 +19,7 @@ import { readCaseJson, readSuiteJson } from '../src/conformance/format.ts';
 import { formatReport } from '../src/conformance/report.ts';
 import { readSafetensors } from '../src/safetensors.ts';
 import { required } from './helpers/backends.ts';
+import { runCliAsync } from './helpers/cli.ts';
 
 const PY = '/usr/bin/python3';
 const ADAPTER = join(import.meta.dirname, '..', 'conformance', 'python', 'adapter.py');
@@ -37,8 +39,12 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function adapter(out: string, ...args: string[]): Promise<{ code: number | null; err: string }> {
+  return adapterOn(suite, out, ...args);
+}
+
+function adapterOn(s: string, out: string, ...args: string[]): Promise<{ code: number | null; err: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(PY, [ADAPTER, suite, join(dir, out), '--quiet', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(PY, [ADAPTER, s, join(dir, out), '--quiet', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
     child.on('error', fail);
@@ -153,4 +159,17 @@ describe.skipIf(skipTorch)('the Python adapter (torch float64)', () => {
     expect(formatReport(r).split('\n').find((l) => l.startsWith(`${c} `))).toContain(where);
     if (control) expect(caseOf(r, control).status).toBe('pass');
   });
+
+  test('export --config (an official-style YAML) makes the model, train and grow cases for it, and the adapter passes them', async () => {
+    const cfgSuite = join(dir, 'config-suite');
+    const yml = join(import.meta.dirname, '..', 'golden', 'models', 'tiny_gelu_l2_untied.yml');
+    const e = await runCliAsync(['conformance', 'export', cfgSuite, '--config', yml, '--seed', '5', '--batch', '1', '--seq', '5', '--quiet']);
+    expect(e.code, e.err).toBe(0);
+    const s = readSuiteJson(cfgSuite);
+    expect(s.cases.map((c) => c.name)).toEqual(['model_tiny_gelu_l2_untied', 'train_tiny_gelu_l2_untied', 'grow_zero_tiny_gelu_l2_untied']);
+    expect(readCaseJson(cfgSuite, 'model_tiny_gelu_l2_untied')).toMatchObject({ batch: 1, seq: 5, config: { hidden_size: 32, qkv_slot_num: 16, no_weight_tying: true } });
+    const r = await adapterOn(cfgSuite, 'config-py');
+    expect(r.code, r.err).toBe(0);
+    expect(checkSuite(cfgSuite, join(dir, 'config-py'), 'reference-f32').summary).toEqual({ cases: 3, passed: 3, failed: 0, skipped: 0 });
+  }, 300_000);
 });
