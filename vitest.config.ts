@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Two projects, together every test file once: `quick` is the CPU reference's unit and property
 // tests (the edit-test loop: `npm run test:quick`); `slow` is what needs an accelerator backend,
-// PyTorch, or a CLI child process per case. `npm test` runs both.
+// PyTorch or a CLI child process per case, and the end-to-end experiment, kit and convert runs.
+// `npm test` runs both.
 const SLOW = [
   'test/webgpu*.test.ts',
   'test/gpujs*.test.ts',
@@ -14,6 +15,10 @@ const SLOW = [
   'test/cli*.test.ts',
   'test/train/cli*.test.ts',
   'test/train/demo.test.ts',
+  'test/train/demo-safety.test.ts',
+  'test/conformance*.test.ts',
+  'test/convert*.test.ts',
+  'test/scaling*.test.ts',
 ];
 
 export default defineConfig({

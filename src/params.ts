@@ -127,15 +127,30 @@ export const BUFFER_NAME = /\.(rotary_emb\.inv_freq|attention\.bias|attention\.m
 /** Checks a host state dict against the config: every name present, shapes exact, no extras. */
 export function checkParams(c: ModelConfig, params: Map<string, { shape: readonly number[] }>, source: string): void {
   const specs = paramSpecs(c);
+  const missing: string[] = [];
   for (const s of specs) {
     const p = params.get(s.name);
-    if (!p) throw new UserError(`${source}: missing parameter ${quote(s.name)}`);
+    if (!p) {
+      missing.push(s.name);
+      continue;
+    }
     if (p.shape.length !== s.shape.length || p.shape.some((d, i) => d !== s.shape[i])) {
       throw new UserError(`${source}: ${quote(s.name)} has shape ${fmtShape(p.shape)}, config says ${fmtShape(s.shape)}`);
     }
   }
   const known = new Set(specs.map((s) => s.name));
-  for (const name of params.keys()) {
-    if (!known.has(name) && !BUFFER_NAME.test(name)) throw new UserError(`${source}: unexpected tensor ${quote(name)} for this config`);
-  }
+  const unexpected = [...params.keys()].filter((name) => !known.has(name) && !BUFFER_NAME.test(name));
+  const problems = [
+    missing.length > 0 ? `missing ${namesList(missing, 'parameter')}` : '',
+    unexpected.length > 0 ? `unexpected ${namesList(unexpected, 'tensor')} for this config` : '',
+  ].filter((p) => p !== '');
+  if (problems.length > 0) throw new UserError(`${source}: ${problems.join('; ')}`);
+}
+
+/** "parameter "a"" or "3 parameters: "a", "b", "c"" or "40 parameters: "a", "b", "c" and 37 more". */
+function namesList(names: readonly string[], noun: string, shown = 3): string {
+  if (names.length === 1) return `${noun} ${quote(names[0])}`;
+  const head = names.slice(0, shown).map((n) => quote(n)).join(', ');
+  const more = names.length > shown ? ` and ${names.length - shown} more` : '';
+  return `${names.length} ${noun}s: ${head}${more}`;
 }

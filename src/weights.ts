@@ -45,6 +45,6 @@ export function weightsFormat(first: Uint8Array): 'torch' | 'safetensors' {
  * tensors by official state-dict name, floats as Float32Array, integers as Int32Array. Every
  * problem is a one-line UserError naming the file.
  */
-export function readWeightsFile(path: string): SafeTensors {
-  return weightsFormat(head(path, 9)) === 'torch' ? readTorchBin(path) : readSafetensors(path);
+export function readWeightsFile(path: string, what = 'weights'): SafeTensors {
+  return weightsFormat(head(path, 9)) === 'torch' ? readTorchBin(path) : readSafetensors(path, what);
 }

@@ -9,17 +9,12 @@
 import type { Command } from 'commander';
 import { loadBackend } from '../../backends/index.ts';
 import type { ModelConfig } from '../config.ts';
-import { readConfigFile } from '../config-parse.ts';
 import { UserError } from '../errors.ts';
-import { checkInputFile, quote } from '../fsguard.ts';
 import { generate, type Generated, type GenerateOptions } from '../generate.ts';
-import { checkMemory, formatBytes } from '../limits.ts';
 import { TokenFormer } from '../model.ts';
-import { EMBEDDING, checkParams, paramSpecs } from '../params.ts';
 import { DEFAULT_SAMPLING, checkSampling } from '../sample.ts';
 import { readTokenizer, type TextTokenizer } from '../tokenizer.ts';
-import { readWeightsFile } from '../weights.ts';
-import { MAX_CONFIG_BYTES, checkBackendName } from './io.ts';
+import { checkBackendName, readModelFiles } from './io.ts';
 import { settle } from './stdio.ts';
 import { numberFlag } from './train.ts';
 
@@ -77,38 +72,13 @@ function sampling(o: GenOpts) {
   return s;
 }
 
-/**
- * The config and weights, with readModelFiles' checks (src/cli/io.ts: memory estimate, shapes,
- * float dtypes, finite values), through readWeightsFile, so --weights may be a
- * pytorch_model.bin (torch.save) as well as safetensors. NOTE: fold into readModelFiles once
- * that reads .bin too.
- */
-function readModel(configPath: string, weightsPath: string, maxMemory?: string): { config: ModelConfig; weights: Map<string, Float32Array> } {
-  checkInputFile(configPath, 'config', MAX_CONFIG_BYTES);
-  const size = checkInputFile(weightsPath, 'weights');
-  checkMemory(3 * size, `reading the weights ${quote(weightsPath)} (${formatBytes(size)})`, maxMemory);
-  const tensors = readWeightsFile(weightsPath);
-  const config = readConfigFile(configPath, { vocabFromWeights: tensors.get(EMBEDDING)?.shape[0] });
-  const source = quote(weightsPath);
-  checkParams(config, tensors, source);
-  const weights = new Map<string, Float32Array>();
-  for (const { name } of paramSpecs(config)) {
-    const data = tensors.get(name)!.data;
-    if (!(data instanceof Float32Array)) throw new UserError(`${source}: ${quote(name)} is an integer tensor; parameters are floats`);
-    const bad = data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new UserError(`${source}: ${quote(name)} holds a non-finite value at index ${bad}`);
-    weights.set(name, data);
-  }
-  return { config, weights };
-}
-
 /** Everything checked before the backend starts: flags, tokenizer, model files, prompt. */
 function plan(o: GenOpts) {
   const s = sampling(o);
   checkBackendName(o.backend);
   if (o.prompt === '') throw new UserError('--prompt is empty');
   const tk = readTokenizer(o.tokenizer);
-  const { config, weights } = readModel(o.config, o.weights, o.maxMemory);
+  const { config, weights } = readModelFiles(o.config, o.weights, { maxMemory: o.maxMemory });
   if (tk.size > config.vocabSize) {
     throw new UserError(`the tokenizer has ${tk.size} ids, but the model's vocabulary has only ${config.vocabSize} rows`);
   }

@@ -7,7 +7,8 @@
 
 import type { ModelConfig } from '../config.ts';
 import { readConfigFile } from '../config-parse.ts';
-import { readSafetensors } from '../safetensors.ts';
+import type { SafeTensors } from '../safetensors.ts';
+import { readWeightsFile } from '../weights.ts';
 import { EMBEDDING, checkParams, paramSpecs } from '../params.ts';
 import { UserError } from '../errors.ts';
 import {
@@ -36,7 +37,7 @@ export function readTokens(path: string, vocab: number, what = 'tokens', opts: R
 }
 
 /** Integer tensors under parameter names are a user's mistake, not "missing" parameters. */
-function checkParamDtypes(c: ModelConfig, tensors: ReturnType<typeof readSafetensors>, source: string): void {
+function checkParamDtypes(c: ModelConfig, tensors: SafeTensors, source: string): void {
   for (const s of paramSpecs(c)) {
     const t = tensors.get(s.name);
     if (t && !(t.data instanceof Float32Array)) {
@@ -45,7 +46,10 @@ function checkParamDtypes(c: ModelConfig, tensors: ReturnType<typeof readSafeten
   }
 }
 
-/** Reads a config and its weights; the embedding's row count supplies a missing vocab_size. */
+/**
+ * Reads a config and its weights (`.safetensors` or a torch.save `pytorch_model.bin`); the
+ * embedding's row count supplies a missing vocab_size (50304 in the released checkpoints).
+ */
 export function readModelFiles(configPath: string, weightsPath: string, opts: ReadOptions = {}): {
   config: ModelConfig;
   weights: Map<string, Float32Array>;
@@ -54,7 +58,7 @@ export function readModelFiles(configPath: string, weightsPath: string, opts: Re
   const size = checkInputFile(weightsPath, 'weights');
   // the file's bytes, the decoded floats (F16/BF16 double), then the backend's own copy
   checkMemory(3 * size, `reading the weights ${quote(weightsPath)} (${formatBytes(size)})`, opts.maxMemory);
-  const tensors = readSafetensors(weightsPath, 'weights');
+  const tensors = readWeightsFile(weightsPath, 'weights'); // pytorch_model.bin or safetensors, by content
   const emb = tensors.get(EMBEDDING);
   const config = readConfigFile(configPath, { vocabFromWeights: emb?.shape[0] });
   const source = quote(weightsPath);
