@@ -80,6 +80,7 @@ async function main() {
     else rows.push(...r);
   }
   rows.push(...(await (await import('./generate.ts')).benchGenerateAll(loaded, notes))); // 150M-shaped generation tokens/s
+  rows.push(...(await import('./load-bin.ts')).benchLoadBin()); // 150M-shaped pytorch_model.bin: load s, peak RSS
   for (const device of ['cpu', ...(process.env.BENCH_CUDA ? ['cuda' as const] : [])] as const) {
     const t = torchRows(device);
     if (typeof t === 'string') notes.push(t);
