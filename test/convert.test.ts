@@ -216,7 +216,7 @@ const BAD: Array<[what: string, args: string[], re: RegExp]> = [
   ['--to something else', ['w.safetensors', 'd', '--to', 'hf'], /--to must be neox/],
   ['--to neox without --config', ['w.safetensors', 'd', '--to', 'neox'], /needs --config/],
   ['--config without --to neox', ['w.safetensors', 'o.bin', '--config', 'tied.yml'], /only used with --to neox/],
-  ['weights not of the config', ['wp.safetensors', 'd', '--to', 'neox', '--config', 'tied.yml'], /unexpected tensor|missing parameter|has shape/],
+  ['weights not of the config', ['wp.safetensors', 'd', '--to', 'neox', '--config', 'tied.yml'], /unexpected (\d+ )?tensor|missing (\d+ )?parameter|has shape/],
   ['a non-empty folder we did not write', ['w.safetensors', 'theirs', '--to', 'neox', '--config', 'tied.yml'], /not empty and was not written by tokenformer/],
   ['our folder with a user file added', ['w.safetensors', 'ours2', '--to', 'neox', '--config', 'tied.yml'], /not empty and was not written by tokenformer/],
   ['OUT a symlink to a folder', ['w.safetensors', 'oursLink', '--to', 'neox', '--config', 'tied.yml'], /symbolic link/],
