@@ -66,7 +66,8 @@ export interface ScalingOptions {
 }
 
 /**
- * Sized for about 10 minutes on this 2-core machine (WebGPU on lavapipe): 4 sizes, ×2 tokens
+ * Sized for about 10 minutes on an idle 2-core machine (WebGPU on lavapipe; measured: 16.8 min
+ * at load averages 2.4–6, spec/growth.md): 4 sizes, ×2 tokens
  * per stage (82k → 148k → 279k → 541k parameters), the official schedule (warmup + cosine
  * restarted at the same peak at every stage, fresh AdamW), fraction 0.4 (the largest that
  * keeps the series' cost ≤ 0.5 here), chosen by the measurements in spec/growth.md.
