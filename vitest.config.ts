@@ -19,6 +19,7 @@ const SLOW = [
   'test/conformance*.test.ts',
   'test/convert*.test.ts',
   'test/scaling*.test.ts',
+  'test/decode-backends.test.ts',
 ];
 
 export default defineConfig({
