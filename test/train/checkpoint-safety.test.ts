@@ -21,24 +21,13 @@ import { numberFlag } from '../../src/cli/train.ts';
 import { listTree } from '../helpers/cli.ts';
 import { fixtureState } from './fixtures/ckpt-state.ts';
 import { tinyArgs, tinyConfig, tinyCorpus } from './helpers.ts';
+import { userError } from '../helpers/user-error.ts';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `tf-safe-${tag}-`));
 
 function ck(step: number, fill = step): Checkpoint {
   const t = () => ({ shape: [4], data: new Float32Array(4).fill(fill) });
   return { weights: new Map([['w', t()]]), moments: new Map([['m.w', t()], ['v.w', t()]]), state: fixtureState(step) };
-}
-
-/** The one-line UserError message fn throws. */
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).toBeInstanceOf(UserError);
-    expect((e as Error).message).not.toMatch(/\n/);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
 }
 
 describe('what --out may be', () => {

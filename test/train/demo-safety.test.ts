@@ -12,22 +12,12 @@ import { DEFAULT_DEMO, checkDemoOptions, checkDemoResources, runDemo, type DemoO
 import { DEMO_FILES, checkDemoOut, writeReport } from '../../src/demo/report.ts';
 import { listTree } from '../helpers/cli.ts';
 import { tinyCorpus } from './helpers.ts';
+import { userError } from '../helpers/user-error.ts';
 
 const TINY: DemoOptions = {
   ...DEFAULT_DEMO, layers: 1, hidden: 16, heads: 2, qkvSlots: 4, projSlots: 4, ffnSlots: 8, batch: 2, seq: 16,
   stepsSmall: 2, stepsGrown: 2, stepsScratch: 2, evalEvery: 1, evalBatches: 1,
 };
-
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).toBeInstanceOf(UserError);
-    expect((e as Error).message).not.toMatch(/\n/);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('demo options', () => {
   it('are validated like any config and recipe', () => {
