@@ -2,18 +2,23 @@
 // machine without Dawn or GPU.js still builds, tests and runs on the CPU reference.
 
 import type { Backend, Handle } from '../src/backend.ts';
-import { UserError } from '../src/errors.ts';
+import { BackendUnavailable, UserError } from '../src/errors.ts';
+import { quote } from '../src/fsguard.ts';
+import { GPUJS_MODES, type GpujsMode } from './gpujs/modes.ts';
 
-/** Thrown by a backend factory when its native module or adapter is missing. */
-export class BackendUnavailable extends Error {
-  override name = 'BackendUnavailable';
+export { BackendUnavailable } from '../src/errors.ts';
+export { GPUJS_MODES, type GpujsMode } from './gpujs/modes.ts';
+
+/** Every name `--backend` takes: 'auto' is webgpu when Dawn has an adapter, else cpu. */
+export type BackendName = 'cpu' | 'webgpu' | 'gpujs' | `gpujs-${GpujsMode}` | 'auto';
+
+/** The BackendName a user typed, or one UserError line listing the names. */
+export function parseBackendName(name: string): BackendName {
+  if (name === 'cpu' || name === 'webgpu' || name === 'gpujs' || name === 'auto') return name;
+  const mode = name.startsWith('gpujs-') ? name.slice(6) : '';
+  if (GPUJS_MODES.includes(mode as GpujsMode)) return `gpujs-${mode as GpujsMode}`;
+  throw new UserError(`unknown backend ${quote(name, 40)} (cpu, webgpu, gpujs, ${GPUJS_MODES.map((m) => `gpujs-${m}`).join(', ')}, auto)`);
 }
-
-export type GpujsMode = 'headlessgl' | 'webgpu' | 'webasm' | 'cpu';
-export const GPUJS_MODES: readonly GpujsMode[] = ['headlessgl', 'webgpu', 'webasm', 'cpu'];
-
-/** 'cpu' | 'webgpu' | 'gpujs' | 'gpujs-<mode>' | 'auto'. */
-export type BackendName = string;
 
 export interface LoadOptions {
   /** GPU.js mode when the name is plain 'gpujs' (default: headlessgl, else a fallback). */
@@ -49,32 +54,45 @@ async function loadGpujsDefault(notice: (line: string) => void): Promise<Backend
   return be;
 }
 
-export async function loadBackend(name: BackendName, opts: LoadOptions = {}): Promise<Backend<Handle>> {
-  if (name === 'cpu') {
-    const { createCpuBackend } = await import('./cpu.ts');
-    return createCpuBackend();
-  }
-  if (name === 'webgpu') {
-    const { createWebGPUBackend } = await import('./webgpu/index.ts');
-    return createWebGPUBackend();
-  }
-  if (name === 'gpujs' || name.startsWith('gpujs-')) {
-    const notice = opts.notice ?? stderrNotice;
-    if (name === 'gpujs' && !opts.gpujsMode) return loadGpujsDefault(notice);
-    const mode = (name === 'gpujs' ? opts.gpujsMode : name.slice(6)) as GpujsMode;
-    if (!GPUJS_MODES.includes(mode)) {
-      throw new UserError(`unknown GPU.js mode '${mode}' (one of ${GPUJS_MODES.join(', ')})`);
+/** Loads the named backend; a plain string is checked first (parseBackendName). */
+export async function loadBackend(name: BackendName | string, opts: LoadOptions = {}): Promise<Backend<Handle>> {
+  const which = parseBackendName(name);
+  switch (which) {
+    case 'cpu': {
+      const { createCpuBackend } = await import('./cpu.ts');
+      return createCpuBackend();
     }
-    const { createGpujsBackend } = await import('./gpujs/index.ts');
-    return createGpujsBackend(mode, notice);
-  }
-  if (name === 'auto') {
-    try {
-      return await loadBackend('webgpu');
-    } catch (e) {
-      if (!(e instanceof BackendUnavailable)) throw e;
-      return loadBackend('cpu');
+    case 'webgpu': {
+      const { createWebGPUBackend } = await import('./webgpu/index.ts');
+      return createWebGPUBackend();
     }
+    case 'auto':
+      try {
+        return await loadBackend('webgpu');
+      } catch (e) {
+        if (!(e instanceof BackendUnavailable)) throw e;
+        return loadBackend('cpu');
+      }
+    case 'gpujs': {
+      const notice = opts.notice ?? stderrNotice;
+      if (!opts.gpujsMode) return loadGpujsDefault(notice);
+      const { createGpujsBackend } = await import('./gpujs/index.ts');
+      return createGpujsBackend(opts.gpujsMode, notice);
+    }
+    case 'gpujs-headlessgl': case 'gpujs-webgpu': case 'gpujs-webasm': case 'gpujs-cpu': {
+      const { createGpujsBackend } = await import('./gpujs/index.ts');
+      return createGpujsBackend(gpujsModeOf(which), opts.notice ?? stderrNotice);
+    }
+    default:
+      return unreachable(which);
   }
-  throw new UserError(`unknown backend '${name}' (cpu, webgpu, gpujs, gpujs-<mode>, auto)`);
+}
+
+function gpujsModeOf(name: `gpujs-${GpujsMode}`): GpujsMode {
+  return name.slice('gpujs-'.length) as GpujsMode;
+}
+
+/** The compiler proves this is never called: a new BackendName without a case fails to build. */
+function unreachable(name: never): never {
+  throw new Error(`loadBackend: no case for backend '${String(name)}'`);
 }

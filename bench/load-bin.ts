@@ -21,7 +21,7 @@ const CONFIG = join(import.meta.dirname, '..', 'test', 'fixtures', 'official-con
 
 /** In the child: load `path` as the CLI does and print {seconds, peakRss} as JSON. */
 async function child(path: string): Promise<void> {
-  const { readModelFiles } = await import('../src/cli/io.ts');
+  const { readModelFiles } = await import('../cli/io.ts');
   const t0 = performance.now();
   const { weights } = readModelFiles(CONFIG, path);
   const seconds = (performance.now() - t0) / 1000;

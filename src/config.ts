@@ -53,7 +53,7 @@ export const CONFIG_LIMITS = {
 /** Token counts in tokenformer_norm_slots / tokenformer_layer_slots share the slot limit. */
 export const MAX_LAYER_SLOTS = 1 << 20;
 
-/** Bytes a config file may have: the official ones are under 10 KB (src/cli/io.ts checks the same bound). */
+/** Bytes a config file may have: the official ones are under 10 KB (cli/io.ts checks the same bound). */
 export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
 
 /** Top-level keys a config file may have (the official ones have about 90). */

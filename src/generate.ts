@@ -2,7 +2,7 @@
 // token (src/decode.ts), each sampled from the last position's logits (src/sample.ts) with one
 // seeded generator. Stops at EOS, after maxNewTokens, or when the sequence fills
 // max_position_embeddings. spec/decode.md.
-// Omits: batches of prompts, streaming text (the caller decodes; see src/cli/generate.ts).
+// Omits: batches of prompts, streaming text (the caller decodes; see cli/generate.ts).
 
 import type { Handle } from './backend.ts';
 import { decodeStep, emptyCache, releaseCache, type KVCache } from './decode.ts';

@@ -3,6 +3,7 @@
 // l2_norm_gelu and gelu_l2_norm variants; `random` is the official recipe (spec/growth.md).
 // Omits: growing hidden size, heads or layers, and a function-preserving init for softmax
 // (refused; spec/growth.md explains why and what would work).
+// `measureShift` runs both models on a fixed Brown sample, the check `grow` and the demo report.
 
 import type { ModelConfig } from './config.ts';
 import { UserError } from './errors.ts';
@@ -10,6 +11,11 @@ import {
   KIND_FIELD, NORMAL_INIT_STD, normSlotsOf, pattentionLayers, valueInitStd, type PattentionKind, type PattentionLayer,
 } from './params.ts';
 import type { Rng } from './rng.ts';
+import type { Backend, Handle } from './backend.ts';
+import { TokenFormer } from './model.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { brownDir, brownToText, encodeBytes } from './train/data.ts';
 
 export type GrowInit = 'zero' | 'random';
 export const GROW_INITS: readonly GrowInit[] = ['zero', 'random'];
@@ -132,4 +138,59 @@ export function growModel(
   const config: ModelConfig = { ...g.config };
   for (const kind of Object.keys(targets) as PattentionKind[]) config[KIND_FIELD[kind]] = targets[kind]!;
   return { config: withLayerSlots(config, config.layerSlots ?? {}), weights: g.weights };
+}
+
+// ---- checking a growth: how far the outputs moved ----
+
+export interface OutputShift {
+  maxAbsLogitDiff: number;
+  maxAbsLogit: number;
+  lossBefore: number;
+  lossAfter: number;
+}
+
+/** A fixed sample: B×T bytes of Brown text (ids taken mod vocab), with next-byte targets. */
+function sampleTokens(c: ModelConfig, B = 4, T = 64): { ids: Int32Array; targets: Int32Array; B: number; T: number } {
+  const seq = Math.min(T, c.maxPositions);
+  const bytes = encodeBytes(brownToText(readFileSync(join(brownDir(), 'ca01'), 'utf8')));
+  const ids = new Int32Array(B * seq);
+  const targets = new Int32Array(B * seq);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < seq; t++) {
+      ids[b * seq + t] = bytes[b * (seq + 1) + t] % c.vocabSize;
+      targets[b * seq + t] = bytes[b * (seq + 1) + t + 1] % c.vocabSize;
+    }
+  }
+  return { ids, targets, B, T: seq };
+}
+
+async function logitsAndLoss<T extends Handle>(
+  be: Backend<T>, c: ModelConfig, w: Map<string, Float32Array>, s: ReturnType<typeof sampleTokens>,
+): Promise<{ logits: Float32Array; loss: number }> {
+  const m = TokenFormer.fromHost(be, c, w);
+  const ids = be.uploadInt(s.ids, [s.B, s.T]);
+  const tg = be.uploadInt(s.targets, [s.B, s.T]);
+  const f = m.forward(ids, tg);
+  const logits = await be.read(f.logits);
+  const loss = (await be.read(f.loss!))[0];
+  m.release(f);
+  for (const t of [f.logits, f.loss!, ids, tg]) be.dispose(t);
+  m.dispose();
+  return { logits, loss };
+}
+
+/** How far a grown model's outputs moved from the original's on the fixed sample. */
+export async function measureShift<T extends Handle>(
+  be: Backend<T>, c0: ModelConfig, w0: Map<string, Float32Array>, c1: ModelConfig, w1: Map<string, Float32Array>,
+): Promise<OutputShift> {
+  const s = sampleTokens(c0);
+  const a = await logitsAndLoss(be, c0, w0, s);
+  const b = await logitsAndLoss(be, c1, w1, s);
+  let maxAbsLogitDiff = 0;
+  let maxAbsLogit = 0;
+  for (let i = 0; i < a.logits.length; i++) {
+    maxAbsLogitDiff = Math.max(maxAbsLogitDiff, Math.abs(a.logits[i] - b.logits[i]));
+    maxAbsLogit = Math.max(maxAbsLogit, Math.abs(a.logits[i]));
+  }
+  return { maxAbsLogitDiff, maxAbsLogit, lossBefore: a.loss, lossAfter: b.loss };
 }

@@ -1,5 +1,5 @@
 // Our own backends as conformance candidates, judged exactly as another implementation would be:
-// `conformance run` (src/conformance/run-backend.ts reads the suite through the documented format)
+// `conformance run` (cli/conformance/run-backend.ts reads the suite through the documented format)
 // writes each backend's outputs, `conformance check` judges them, the CPU reference at
 // reference-f32 and every accelerator at gpu-f32. GELU has no backend kernel, so its cases must
 // be the only ones declared unsupported. Unavailable backends skip with the reason printed.
@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { checkSuite } from '../src/conformance/check.ts';
-import { exportSuite } from '../src/conformance/export.ts';
-import { onlyMatcher, readSuiteJson } from '../src/conformance/format.ts';
-import { runSuite } from '../src/conformance/run-backend.ts';
+import { checkSuite } from '../cli/conformance/check.ts';
+import { exportSuite } from '../cli/conformance/export.ts';
+import { onlyMatcher, readSuiteJson } from '../cli/conformance/format.ts';
+import { runSuite } from '../cli/conformance/run-backend.ts';
 import { BACKEND_NAMES, tryLoad } from './helpers/backends.ts';
 
 const GPUJS_SUBSET = 'matmul_nn_odd,matmul_batched_shared_b,add_odd,gelu_randn,norm_act_*_odd,pattention_*_grown,layernorm_odd,'

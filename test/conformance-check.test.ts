@@ -8,12 +8,12 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { checkSuite, type Report } from '../src/conformance/check.ts';
-import { compareTensor } from '../src/conformance/compare.ts';
-import { exportSuite } from '../src/conformance/export.ts';
-import { defaultTolerances } from '../src/conformance/format.ts';
-import { formatReport, reportJson } from '../src/conformance/report.ts';
-import { runSuite } from '../src/conformance/run-backend.ts';
+import { checkSuite, type Report } from '../cli/conformance/check.ts';
+import { compareTensor } from '../cli/conformance/compare.ts';
+import { exportSuite } from '../cli/conformance/export.ts';
+import { defaultTolerances } from '../cli/conformance/format.ts';
+import { formatReport, reportJson } from '../cli/conformance/report.ts';
+import { runSuite } from '../cli/conformance/run-backend.ts';
 import { readSafetensors, writeSafetensorsAtomic } from '../src/safetensors.ts';
 import { expectUserError, inPool, runCliAsync } from './helpers/cli.ts';
 

@@ -13,10 +13,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { checkSuite, type CaseReport, type Report } from '../src/conformance/check.ts';
-import { exportSuite } from '../src/conformance/export.ts';
-import { readCaseJson, readSuiteJson } from '../src/conformance/format.ts';
-import { formatReport } from '../src/conformance/report.ts';
+import { checkSuite, type CaseReport, type Report } from '../cli/conformance/check.ts';
+import { exportSuite } from '../cli/conformance/export.ts';
+import { readCaseJson, readSuiteJson } from '../cli/conformance/format.ts';
+import { formatReport } from '../cli/conformance/report.ts';
 import { readSafetensors } from '../src/safetensors.ts';
 import { required } from './helpers/backends.ts';
 import { runCliAsync } from './helpers/cli.ts';

@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../backends/cpu.ts';
-import { main } from '../src/cli/main.ts';
+import { main } from '../cli/main.ts';
 import { growModel } from '../src/grow.ts';
 import { initParams, paramSpecs } from '../src/params.ts';
 import { Rng } from '../src/rng.ts';
-import { RowFreeze } from '../src/scaling/freeze.ts';
-import { StageRunner } from '../src/scaling/loop.ts';
-import { CPU_PRESET, sizeConfig } from '../src/scaling/options.ts';
-import { paddedVocab, tokenCorpus, validationWindows } from '../src/scaling/tokens.ts';
+import { RowFreeze } from '../cli/scaling/freeze.ts';
+import { StageRunner } from '../cli/scaling/loop.ts';
+import { CPU_PRESET, sizeConfig } from '../cli/scaling/options.ts';
+import { paddedVocab, tokenCorpus, validationWindows } from '../cli/scaling/tokens.ts';
 import { expectUserError, runCli } from './helpers/cli.ts';
 
 const TINY = ['--backend', 'cpu', '--layers', '1', '--hidden', '16', '--heads', '2', '--sizes', '4/4/8,8/8/16,16/16/32',

@@ -1,11 +1,11 @@
-// The token-id JSON reader (src/cli/tokens.ts) accepts exactly what JSON.parse plus the (B, T)
+// The token-id JSON reader (cli/tokens.ts) accepts exactly what JSON.parse plus the (B, T)
 // checks accept, with the same ids, on random inputs: valid batches, ragged ones, other JSON,
 // and truncations of all of those; and it never recurses (nesting 10⁶ deep is one error).
 
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { UserError } from '../src/errors.ts';
-import { parseTokenJson } from '../src/cli/tokens.ts';
+import { parseTokenJson } from '../cli/tokens.ts';
 
 const VOCAB = 10;
 

@@ -14,7 +14,7 @@ import {
   Handle, Store, numel, releaseHandle, reshapeHandle, type DType, type Shape,
 } from '../../src/backend.ts';
 import { check } from '../../src/errors.ts';
-import type { GpujsMode } from '../index.ts';
+import type { GpujsMode } from './modes.ts';
 
 /** What a tensor's storage holds: the device value, plus host ids for i32 tensors. */
 export interface Slot {

@@ -8,7 +8,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackendUnavailable } from '../index.ts';
+import { BackendUnavailable } from '../../src/errors.ts';
 import { withoutDawnClampWarnings } from './dawn-stderr.ts';
 
 /** Limits requested at the adapter's own maximum (the defaults are the spec minimums). */

@@ -1,7 +1,7 @@
 // The training recipe (TrainArgs): its defaults, its rules, and the resources a run needs
 // (memory, tensor and file sizes), all checked before anything is allocated. The same rules
 // judge flags, a checkpoint's saved args (state-schema.ts) and the demo's stages.
-// Omits: the loop itself (trainer.ts) and flag parsing (src/cli/train.ts).
+// Omits: the loop itself (trainer.ts) and flag parsing (cli/train.ts).
 
 import type { ModelConfig } from '../config.ts';
 import { UserError } from '../errors.ts';

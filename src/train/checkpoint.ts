@@ -27,7 +27,7 @@ import type { ModelConfig } from '../config.ts';
 import { UserError } from '../errors.ts';
 import { quote, readInputText } from '../fsguard.ts';
 import { readSafetensors, serializeSafetensors, type TensorIn } from '../safetensors.ts';
-import { STATE_VERSION, validateState } from './state-schema.ts';
+import { STATE_VERSION, validateState, type TrainState } from './state-schema.ts';
 
 export const WEIGHTS_FILE = 'weights.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -36,34 +36,7 @@ export const CONFIG_FILE = 'config.yml';
 /** Every name a checkpoint folder may hold. */
 export const CHECKPOINT_FILES: readonly string[] = [WEIGHTS_FILE, OPTIMIZER_FILE, CONFIG_FILE, STATE_FILE];
 
-/** One logged point of a run. */
-export interface HistoryPoint {
-  step: number; // optimizer updates done
-  tokens: number; // training tokens seen so far
-  flops: number; // training FLOPs spent so far (spec/growth.md)
-  lr: number;
-  loss?: number; // mean training loss of this step's micro-batches
-  gradNorm?: number; // global gradient norm before clipping
-  valLoss?: number;
-}
-
-export interface TrainState {
-  version: number;
-  /** Optimizer updates done; the next update is step + 1. */
-  step: number;
-  /** The data cursor: the batch RNG's state after `step` updates (data.ts sampleBatch). */
-  dataRng: number[];
-  config: ModelConfig;
-  /** The train arguments (JSON-safe), so a resumed run continues with the same recipe. */
-  args: Record<string, unknown>;
-  history: HistoryPoint[];
-  /** AdamW's update count (bias correction) when it differs from step: a run continued
-   *  after growth keeps its optimizer but starts a new schedule at step 0. */
-  optStep?: number;
-  /** Tokens and FLOPs spent before this run's step 0 (e.g. by the model it was grown from). */
-  offsetTokens?: number;
-  offsetFlops?: number;
-}
+export type { HistoryPoint, TrainState } from './state-schema.ts';
 
 type HostTensors = Map<string, TensorIn & { data: Float32Array }>;
 

@@ -9,7 +9,35 @@ import { validateConfig } from '../config-parse.ts';
 import { UserError } from '../errors.ts';
 import { Rng } from '../rng.ts';
 import { checkArgValues, DEFAULT_TRAIN_ARGS, type TrainArgs } from './args.ts';
-import type { HistoryPoint, TrainState } from './checkpoint.ts';
+
+/** One logged point of a run. */
+export interface HistoryPoint {
+  step: number; // optimizer updates done
+  tokens: number; // training tokens seen so far
+  flops: number; // training FLOPs spent so far (spec/growth.md)
+  lr: number;
+  loss?: number; // mean training loss of this step's micro-batches
+  gradNorm?: number; // global gradient norm before clipping
+  valLoss?: number;
+}
+
+export interface TrainState {
+  version: number;
+  /** Optimizer updates done; the next update is step + 1. */
+  step: number;
+  /** The data cursor: the batch RNG's state after `step` updates (data.ts sampleBatch). */
+  dataRng: number[];
+  config: ModelConfig;
+  /** The train arguments (JSON-safe), so a resumed run continues with the same recipe. */
+  args: Record<string, unknown>;
+  history: HistoryPoint[];
+  /** AdamW's update count (bias correction) when it differs from step: a run continued
+   *  after growth keeps its optimizer but starts a new schedule at step 0. */
+  optStep?: number;
+  /** Tokens and FLOPs spent before this run's step 0 (e.g. by the model it was grown from). */
+  offsetTokens?: number;
+  offsetFlops?: number;
+}
 
 export const STATE_VERSION = 1;
 

@@ -17,7 +17,7 @@ import { loadCorpus } from '../../src/train/data.ts';
 import { paramCount } from '../../src/train/flops.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { serializeSafetensors } from '../../src/safetensors.ts';
-import { numberFlag } from '../../src/cli/train.ts';
+import { numberFlag } from '../../cli/train.ts';
 import { listTree } from '../helpers/cli.ts';
 import { fixtureState } from './fixtures/ckpt-state.ts';
 import { tinyArgs, tinyConfig, tinyCorpus } from './helpers.ts';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../../backends/cpu.ts';
-import { DEFAULT_DEMO, runDemo } from '../../src/demo/experiment.ts';
-import { flopsToReach, writeReport } from '../../src/demo/report.ts';
+import { DEFAULT_DEMO, runDemo } from '../../cli/demo/experiment.ts';
+import { flopsToReach, writeReport } from '../../cli/demo/report.ts';
 import { tinyCorpus } from './helpers.ts';
 
 describe('flopsToReach', () => {
