@@ -5,7 +5,8 @@
 
 import { check } from '../../src/errors.ts';
 import { Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
-import { GpuContext, MAP_READ, USAGE, type Binding } from './device.ts';
+import { GpuContext, type Binding } from './device.ts';
+import { MAP_READ, USAGE } from './usage.ts';
 
 export type GHandle = Handle<GPUBuffer>;
 
@@ -78,7 +79,7 @@ export class Mem {
 
   constructor(readonly ctx: GpuContext) {
     this.pool = new Pool(ctx, STORAGE);
-    this.staging = new Pool(ctx, MAP_READ | USAGE.COPY_DST);
+    this.staging = new Pool(ctx, USAGE.MAP_READ | USAGE.COPY_DST);
   }
 
   /** A new uninitialized tensor. */

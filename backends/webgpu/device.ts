@@ -7,10 +7,7 @@
 import type {} from 'webgpu'; // the global GPU* types (@webgpu/types)
 import { BindGroupCache, layoutFor, type Binding } from './groups.ts';
 import { Profiler, type KernelTime } from './profiler.ts';
-
-/** GPUBufferUsage / GPUMapMode bits (fixed by the WebGPU spec). */
-export const USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
-export const MAP_READ = 1;
+import { USAGE } from './usage.ts';
 
 /** A device failure (lost device, validation, out of memory): the backend is unusable. */
 export class WebGPUError extends Error {

@@ -3,11 +3,10 @@
 // Omits: overlap accounting (passes are serialized anyway), CPU-side encode time.
 // NOTE: needs the 'timestamp-query' feature; open.ts requests it when the adapter has it.
 
-import { MAP_READ, USAGE } from './device.ts';
+import { MAP_READ, USAGE } from './usage.ts';
 
 /** Query pairs per batch; GpuContext flushes at this many dispatches. */
 export const PROFILE_SLOTS = 512;
-const QUERY_RESOLVE = 0x200;
 
 export interface KernelTime {
   count: number;
@@ -40,8 +39,8 @@ export class Profiler {
     const n = this.labels.length;
     if (n === 0) return null;
     const bytes = 16 * n;
-    const res = this.device.createBuffer({ size: bytes, usage: QUERY_RESOLVE | USAGE.COPY_SRC });
-    const stage = this.device.createBuffer({ size: bytes, usage: MAP_READ | USAGE.COPY_DST });
+    const res = this.device.createBuffer({ size: bytes, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
+    const stage = this.device.createBuffer({ size: bytes, usage: USAGE.MAP_READ | USAGE.COPY_DST });
     enc.resolveQuerySet(this.set, 0, 2 * n, res, 0);
     enc.copyBufferToBuffer(res, 0, stage, 0, bytes);
     const labels = this.labels;
