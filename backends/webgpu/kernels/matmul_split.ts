@@ -6,10 +6,11 @@
 // Omits: the Θ prologue (Pattention's operands are far below the limit), the rowcast
 // kernels (CPU adapters without 8-wide subgroups use the strided tiled kernel here).
 
+import type { MatmulDims } from '../../../src/ops/matmul.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { kernelDef, type Env } from './common.ts';
-import { matmulWGSL, type MatmulDims } from './matmul.ts';
+import { matmulWGSL } from './matmul_tiled.ts';
 import { sgGrid, sgShape, subgroupWGSL } from './matmul_subgroup.ts';
 
 function def(key: string, params: number, wgsl: () => string): KernelDef {

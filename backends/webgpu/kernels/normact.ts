@@ -1,6 +1,6 @@
 // Θ, the Pattention row norm + activation (spec/ops/norm_act.md), as row kernels (a
 // workgroup or an invocation per row of scores, common.ts RowLayout). Forward, backward, and the per-row stats that let the fused
-// Pattention apply Θ inside the A·V matmul's load (kernels/matmul.ts prologue).
+// Pattention apply Θ inside the A·V matmul's load (kernels/matmul_tiled.ts prologue).
 // Omits: rescaling before squaring (a row with |s| > ~1e19 overflows f32 in ‖s‖²).
 // NOTE: a zero-norm row gives a = 0 and dS = 0, as the CPU reference (the official code
 // gives NaN there).
