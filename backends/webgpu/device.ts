@@ -14,13 +14,21 @@ export class WebGPUError extends Error {
   override name = 'WebGPUError';
 }
 
-/** A compute kernel: WGSL whose `struct P` has one 4-byte field per char of `params`. */
+/** A type-only brand: kernelDef (kernels/common.ts) is the one way to make a KernelDef. */
+declare const registered: unique symbol;
+
+/**
+ * A compute kernel: WGSL whose `struct P` has one 4-byte field per char of `params`. Made
+ * only by kernelDef (kernels/common.ts), whose registry refuses a key reused for other WGSL,
+ * so that the pipeline cache below can be keyed by `key` alone.
+ */
 export interface KernelDef {
-  /** Pipeline cache key; must determine the WGSL. */
-  key: string;
-  wgsl: string;
+  /** Pipeline cache key; determines the WGSL. */
+  readonly key: string;
+  readonly wgsl: string;
   /** 'u' u32, 'i' i32, 'f' f32, one per field of the uniform struct P at @binding(0). */
-  params: string;
+  readonly params: string;
+  readonly [registered]: true;
 }
 
 export type { Binding } from './groups.ts';

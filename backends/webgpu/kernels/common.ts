@@ -1,5 +1,6 @@
 // Shared WGSL pieces for the WebGPU kernels: the erf-form GELU, workgroup reductions and the
-// linear workgroup index of a 2-D-split launch, plus the host-side helpers every kernel uses.
+// linear workgroup index of a 2-D-split launch, plus the host-side helpers every kernel uses
+// and the one registry of kernel definitions (kernelDef).
 // Omits: subgroup operations (not every adapter has them; these reductions are portable).
 
 import type { Shape } from '../../../src/backend.ts';
@@ -147,10 +148,37 @@ export function runElems(
   env.ctx.run(def, bindings, params, env.ctx.grid1D(Math.ceil(n / wg)));
 }
 
-const kernelDefs = new Map<string, KernelDef>();
-/** The kernel named `key` (unique across files), its WGSL built by `make` on first use only. */
+/** A registered kernel and the generators (by source text) checked to give its WGSL. */
+interface Registered {
+  def: KernelDef;
+  makers: Set<string>;
+}
+const kernelDefs = new Map<string, Registered>();
+
+/**
+ * The kernel named `key`, its WGSL built by `make` on first use: the only cache of kernel
+ * definitions (device.ts caches pipelines by key, groups.ts bind groups). A key is unique
+ * across files; reusing one with other params, or from a generator whose WGSL differs,
+ * throws (two kernels sharing a key is a bug: the second would run the first's pipeline).
+ * NOTE: generators are told apart by their source text; each is rebuilt and compared on its
+ * first reuse of a key only, not on every call (a rowcast or subgroup matmul takes ~50 µs to
+ * build, measured, against ~3 µs to encode its dispatch). So a key that omits an input of its
+ * own generator is caught only when that first reuse has a different input.
+ */
 export function kernelDef(key: string, params: string, make: () => string): KernelDef {
-  let d = kernelDefs.get(key);
-  if (!d) kernelDefs.set(key, (d = { key, params, wgsl: make() }));
-  return d;
+  const r = kernelDefs.get(key);
+  if (!r) {
+    const def = { key, params, wgsl: make() } as KernelDef;
+    kernelDefs.set(key, { def, makers: new Set() });
+    return def;
+  }
+  if (r.def.params !== params) {
+    throw new Error(`kernelDef: key '${key}' reused with params '${params}', registered with '${r.def.params}'`);
+  }
+  const maker = make.toString();
+  if (!r.makers.has(maker)) {
+    if (make() !== r.def.wgsl) throw new Error(`kernelDef: key '${key}' reused for a kernel with different WGSL`);
+    r.makers.add(maker);
+  }
+  return r.def;
 }

@@ -8,7 +8,7 @@ import type { RotaryParams } from '../../../src/backend.ts';
 import { rotaryOffset, rotaryTables } from '../../../src/ops/rotary.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, sameShape, type Env } from './common.ts';
 
 /**
  * Elements (or vec4s) per invocation of add and AdamW. llvmpipe pays ~80 ns per 8-lane group
@@ -18,10 +18,7 @@ export const PER = 4;
 
 function addDef(vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
-  return {
-    key: `add_${vec ? 'v4' : 's'}`,
-    params: 'u',
-    wgsl: /* wgsl */ `
+  return kernelDef(`add_${vec ? 'v4' : 's'}`, 'u', () => /* wgsl */ `
 struct P { n: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<${T}>;
@@ -34,8 +31,7 @@ fn main(${WGSL_MAIN_1D}) {
     let i = (wgid * ${PER}u + q) * 256u + li;
     if (i < p.n) { y[i] = a[i] + b[i]; }
   }
-}`,
-  };
+}`);
 }
 const ADD = addDef(false);
 const ADD4 = addDef(true);
@@ -58,10 +54,7 @@ export function add(env: Env, a: GHandle, b: GHandle): GHandle {
 /** One invocation per contiguous run of D elements (a row), copied as vec4 when D allows. */
 function permuteDef(vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
-  return {
-    key: `permute0213_${vec ? 'v4' : 's'}`,
-    params: 'uuuu',
-    wgsl: /* wgsl */ `
+  return kernelDef(`permute0213_${vec ? 'v4' : 's'}`, 'uuuu', () => /* wgsl */ `
 struct P { rows: u32, B: u32, C: u32, D: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
@@ -78,8 +71,7 @@ fn main(${WGSL_MAIN_1D}) {
   let src = ((ai * p.B + bi) * p.C + ci) * p.D;
   let dst = r * p.D;
   for (var d = 0u; d < p.D; d = d + 1u) { y[dst + d] = x[src + d]; }
-}`,
-  };
+}`);
 }
 const PERMUTE = permuteDef(false);
 const PERMUTE4 = permuteDef(true);
@@ -97,10 +89,7 @@ export function permute0213(env: Env, x: GHandle): GHandle {
 
 /** One invocation per (b, t, h) head row: rotates the first rotaryDim dims, copies the rest.
  *  Row t sits at position off + t (the table holds positions 0…len−1, len ≥ off + T). */
-const ROTARY = {
-  key: 'rotary',
-  params: 'uuuuuuf',
-  wgsl: /* wgsl */ `
+const ROTARY = kernelDef('rotary', 'uuuuuuf', () => /* wgsl */ `
 struct P { rows: u32, T: u32, H: u32, D: u32, half: u32, off: u32, sign: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -122,8 +111,7 @@ fn main(${WGSL_MAIN_1D}) {
     y[o + j + p.half] = x2 * k.x + x1 * s;
   }
   for (var j = 2u * p.half; j < p.D; j = j + 1u) { y[o + j] = x[o + j]; }
-}`,
-};
+}`);
 
 /**
  * Rows of positions a rotary at offset `off` needs: T itself without an offset (training: one
@@ -148,7 +136,11 @@ function tables(env: Env, cache: Map<string, GHandle>, len: number, p: RotaryPar
   return t;
 }
 
-/** Returns the rotary kernel with its table cache (freed by the returned `free`). */
+/**
+ * Returns the rotary kernel with its table cache (freed by the returned `free`). The cache
+ * holds tensors, not kernels: the cos/sin tables uploaded to this backend's device, which
+ * kernelDef's registry (of device-independent WGSL) cannot hold; one per backend instance.
+ */
 export function makeRotary(env: Env) {
   const cache = new Map<string, GHandle>();
   return {

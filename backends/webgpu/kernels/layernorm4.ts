@@ -29,16 +29,12 @@ fn main(${WGSL_MAIN_1D}) {
   let o = row * c4;`;
 }
 
-function memo(key: string, make: () => string): KernelDef {
-  return kernelDef(key, 'uufu', make);
-}
-
 export function fwd4Def(hasW: boolean, hasB: boolean): KernelDef {
   let bi = 5;
   const wDecl = hasW ? `@group(0) @binding(${bi++}) var<storage, read> w: array<vec4<f32>>;` : '';
   const bDecl = hasB ? `@group(0) @binding(${bi++}) var<storage, read> bias: array<vec4<f32>>;` : '';
   const out = `xh${hasW ? ' * w[c]' : ''}${hasB ? ' + bias[c]' : ''}`;
-  return memo(`ln4_fwd_${hasW}_${hasB}`, () => `${head(`@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+  return kernelDef(`ln4_fwd_${hasW}_${hasB}`, 'uufu', () => `${head(`@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
 ${wDecl}
@@ -59,7 +55,7 @@ ${bDecl}`)}
 
 export function bwd4Def(hasW: boolean): KernelDef {
   const dxh = hasW ? 'dY[o + c] * w[c]' : 'dY[o + c]';
-  return memo(`ln4_bwd_${hasW}`, () => `${head(`@group(0) @binding(2) var<storage, read> dY: array<vec4<f32>>;
+  return kernelDef(`ln4_bwd_${hasW}`, 'uufu', () => `${head(`@group(0) @binding(2) var<storage, read> dY: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dX: array<vec4<f32>>;

@@ -25,24 +25,15 @@ export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: bool
   return { batch, M, K, N, transA, transB, bBatched };
 }
 
-const rowcastDefs = new Map<string, KernelDef>();
 function getRowcast(transA: boolean, transB: boolean, lanes: number, vec: boolean): KernelDef {
   const key = `matmul_rowcast${vec ? '4' : ''}_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${lanes}`;
-  let d = rowcastDefs.get(key);
-  if (!d) {
-    const wgsl = vec ? rowcast4WGSL(transA, lanes) : rowcastWGSL(transA, transB, lanes);
-    rowcastDefs.set(key, (d = { key, params: 'uuuuuuuu', wgsl }));
-  }
-  return d;
+  return kernelDef(key, 'uuuuuuuu', () => (vec ? rowcast4WGSL(transA, lanes) : rowcastWGSL(transA, transB, lanes)));
 }
-const TRANSPOSE: KernelDef = { key: 'transpose', params: 'uuuu', wgsl: TRANSPOSE_WGSL };
+const TRANSPOSE = kernelDef('transpose', 'uuuu', () => TRANSPOSE_WGSL);
 
-const sgDefs = new Map<string, KernelDef>();
 function getSubgroup(transA: boolean, transB: boolean, s: SgShape): KernelDef {
   const key = `matmul_sg_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${s.RS}x${s.G}x${s.lanes}`;
-  let d = sgDefs.get(key);
-  if (!d) sgDefs.set(key, (d = { key, params: 'u'.repeat(16), wgsl: subgroupWGSL(transA, transB, s) }));
-  return d;
+  return kernelDef(key, 'u'.repeat(16), () => subgroupWGSL(transA, transB, s));
 }
 
 /** Operand layouts of a subgroup product; dense by default (matmul_subgroup.ts Strided). */

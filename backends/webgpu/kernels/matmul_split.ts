@@ -8,14 +8,10 @@
 
 import type { MatmulDims } from '../../../src/ops/matmul.ts';
 import type { GHandle } from '../buffers.ts';
-import type { KernelDef } from '../device.ts';
 import { kernelDef, type Env } from './common.ts';
 import { matmulWGSL } from './matmul_tiled.ts';
 import { sgGrid, sgShape, subgroupWGSL } from './matmul_subgroup.ts';
 
-function def(key: string, params: number, wgsl: () => string): KernelDef {
-  return kernelDef(key, 'u'.repeat(params), wgsl);
-}
 const tn = (tA: boolean, tB: boolean) => `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`;
 
 /** Block sizes (rows of C, columns of C, K) whose operand windows each fit one binding. */
@@ -95,13 +91,13 @@ export function matmulSplit(env: Env, c: GHandle, a: GHandle, b: GHandle, d: Mat
             const bd: MatmulDims = { batch: 1, M: dims.mc, N: dims.nc, K: dims.kc, transA, transB, bBatched: false };
             const s = sgShape(bd);
             const key = `matmul_sg_${tn(transA, transB)}_${s.RS}x${s.G}x${s.lanes}${acc ? '_acc' : ''}`;
-            const k = def(key, 16, () => subgroupWGSL(transA, transB, s, acc));
+            const k = kernelDef(key, 'u'.repeat(16), () => subgroupWGSL(transA, transB, s, acc));
             // z0 = 1 with zh = 2³² − 1: every operand starts at its `inner` offset (its shift).
             const params = [dims.mc, dims.nc, dims.kc, 1, 0xffffffff, 0, wa.shift, ldA, 0, wb.shift, ldB, 0, wc.shift, N, 0, 0];
             ctx.run(k, binds, params, [...sgGrid(bd, s), 1]);
           } else {
             const key = `matmul_${tn(transA, transB)}_none_str${acc ? '_acc' : ''}`;
-            const k = def(key, 12, () => matmulWGSL(transA, transB, 'none', true, acc));
+            const k = kernelDef(key, 'u'.repeat(12), () => matmulWGSL(transA, transB, 'none', true, acc));
             const params = [dims.mc, dims.nc, dims.kc, wa.shift, wb.shift, wc.shift, ldA, ldB, N, 0, 0, 0];
             ctx.run(k, binds, params, [Math.ceil(dims.nc / 64), Math.ceil(dims.mc / 64), 1]);
           }

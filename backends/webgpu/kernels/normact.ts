@@ -63,19 +63,15 @@ ${main}
 }`;
 }
 
-function memo(key: string, make: () => string): KernelDef {
-  return kernelDef(key, 'uuff', make);
-}
-
 function fwdDef(v: Variant, l: RowLayout): KernelDef {
-  return memo(`normact_fwd_${v}_${layoutKey(l)}`, () => kernel(l,
+  return kernelDef(`normact_fwd_${v}_${layoutKey(l)}`, 'uuff', () => kernel(l,
     '@group(0) @binding(2) var<storage, read_write> a: array<f32>;', statsFn(v, l), `
   let st = row_stats(base, lane, li);
   if (live) { ${loop(l, `a[base + j] = ${applyExpr(v)};`)} }`));
 }
 
 function statsDef(v: Variant, l: RowLayout): KernelDef {
-  return memo(`normact_stats_${v}_${layoutKey(l)}`, () => kernel(l,
+  return kernelDef(`normact_stats_${v}_${layoutKey(l)}`, 'uuff', () => kernel(l,
     '@group(0) @binding(2) var<storage, read_write> out: array<vec2<f32>>;', statsFn(v, l), `
   let st = row_stats(base, lane, li);
   if (live && lane == 0u) { out[row] = st; }`));
@@ -117,7 +113,7 @@ function bwdBody(v: Variant, l: RowLayout): string {
 function bwdDef(v: Variant, l: RowLayout): KernelDef {
   const outs = `@group(0) @binding(2) var<storage, read> dA: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dS: array<f32>;`;
-  return memo(`normact_bwd_${v}_${layoutKey(l)}`, () => kernel(l, outs, v === 'softmax' ? statsFn(v, l) : '', bwdBody(v, l)));
+  return kernelDef(`normact_bwd_${v}_${layoutKey(l)}`, 'uuff', () => kernel(l, outs, v === 'softmax' ? statsFn(v, l) : '', bwdBody(v, l)));
 }
 
 /** The CPU backend's check of Θ's settings (same message, UserError). */

@@ -86,20 +86,16 @@ fn main(${WGSL_MAIN_1D}) {
 }`;
 }
 
-function memo(key: string, make: () => string): KernelDef {
-  return kernelDef(key, 'uuff', make);
-}
-
 /** Rows per workgroup of these kernels. */
 export const NORMACT4_ROWS = ROWS;
 
 export function fwd4Def(v: Variant): KernelDef {
-  return memo(`normact4_fwd_${v}`, () => kernel('@group(0) @binding(2) var<storage, read_write> a: array<vec4<f32>>;',
+  return kernelDef(`normact4_fwd_${v}`, 'uuff', () => kernel('@group(0) @binding(2) var<storage, read_write> a: array<vec4<f32>>;',
     `${stats(v)}
   if (live) { ${loop(`a[base + j] = ${apply(v)};`)} }`));
 }
 
 export function bwd4Def(v: Variant): KernelDef {
-  return memo(`normact4_bwd_${v}`, () => kernel(`@group(0) @binding(2) var<storage, read> dA: array<vec4<f32>>;
+  return kernelDef(`normact4_bwd_${v}`, 'uuff', () => kernel(`@group(0) @binding(2) var<storage, read> dA: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dS: array<vec4<f32>>;`, backward(v)));
 }

@@ -8,15 +8,13 @@
 import type { AdamWParams } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, runElems, sameShape, type Env } from './common.ts';
+import type { KernelDef } from '../device.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, sameShape, type Env } from './common.ts';
 import { PER } from './elementwise.ts';
 
-function adamwDef(clip: boolean, vec: boolean) {
+function adamwDef(clip: boolean, vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
-  return {
-    key: `adamw_${clip ? 'clip' : 'noclip'}_${vec ? 'v4' : 's'}`,
-    params: 'ufffffffff',
-    wgsl: /* wgsl */ `
+  return kernelDef(`adamw_${clip ? 'clip' : 'noclip'}_${vec ? 'v4' : 's'}`, 'ufffffffff', () => /* wgsl */ `
 struct P { n: u32, lr: f32, b1: f32, b2: f32, eps: f32, decay: f32, bc1: f32, bc2: f32, scale: f32, maxNorm: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> param: array<${T}>;
@@ -39,8 +37,7 @@ fn main(${WGSL_MAIN_1D}) {
       param[i] = param[i] * p.decay - (p.lr * (mi / p.bc1)) / (sqrt(vi / p.bc2) + p.eps);
     }
   }
-}`,
-  };
+}`);
 }
 const DEFS = [adamwDef(false, false), adamwDef(false, true), adamwDef(true, false), adamwDef(true, true)];
 

@@ -4,7 +4,7 @@
 
 import type { GHandle } from '../buffers.ts';
 import type { Binding, KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, wgslReduce, type Env } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, wgslReduce, type Env } from './common.ts';
 
 /** Elements per workgroup in the partial stage (256 invocations × 8). */
 export const CHUNK = 2048;
@@ -14,14 +14,16 @@ export const CHUNK = 2048;
  * workgroup (a tree in workgroup memory); 'cpu' style: one partial per invocation (no
  * barriers, 256 partials per chunk). vec4: reads four elements per load (size % 4 = 0).
  */
-function partialDef(square: boolean, vec: boolean, perLane: boolean): KernelDef {
+function getPartial(square: boolean, vec: boolean, perLane: boolean): KernelDef {
+  const key = `reduce_partial_${square ? 'sq' : 'sum'}_${vec ? 'v4' : 's'}_${perLane ? 'lane' : 'wg'}`;
+  return kernelDef(key, 'uu', () => partialWGSL(square, vec, perLane));
+}
+
+function partialWGSL(square: boolean, vec: boolean, perLane: boolean): string {
   const T = vec ? 'vec4<f32>' : 'f32';
   const per = vec ? 2 : 8; // loads per invocation: CHUNK / 256 elements
   const term = vec ? (square ? 'dot(v, v)' : 'v.x + v.y + v.z + v.w') : square ? 'v * v' : 'v';
-  return {
-    key: `reduce_partial_${square ? 'sq' : 'sum'}_${vec ? 'v4' : 's'}_${perLane ? 'lane' : 'wg'}`,
-    params: 'uu',
-    wgsl: /* wgsl */ `
+  return /* wgsl */ `
 struct P { n: u32, at: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
@@ -37,15 +39,7 @@ fn main(${WGSL_MAIN_1D}) {
     if (i < p.n) { let v = x[i]; s = s + ${term}; }
   }
   ${perLane ? 'part[p.at + wgid * 256u + li] = s;' : 's = wg_sum(s, li);\n  if (li == 0u) { part[p.at + wgid] = s; }'}
-}`,
-  };
-}
-const partials = new Map<string, KernelDef>();
-function getPartial(square: boolean, vec: boolean, perLane: boolean): KernelDef {
-  const k = `${square}${vec}${perLane}`;
-  let d = partials.get(k);
-  if (!d) partials.set(k, (d = partialDef(square, vec, perLane)));
-  return d;
+}`;
 }
 
 /**
@@ -53,7 +47,12 @@ function getPartial(square: boolean, vec: boolean, perLane: boolean): KernelDef 
  * parameters; each dispatch costs ~45 µs on lavapipe before any work). Workgroups [e(i−1),
  * e(i)) read tensor i; partials land where T separate dispatches would put them.
  */
-function multiDef(square: boolean, perLane: boolean, T: number): KernelDef {
+function getMulti(square: boolean, perLane: boolean, T: number): KernelDef {
+  const key = `reduce_multi_${square ? 'sq' : 'sum'}_${perLane ? 'lane' : 'wg'}_${T}`;
+  return kernelDef(key, 'u'.repeat(2 * T + 1), () => multiWGSL(square, perLane, T));
+}
+
+function multiWGSL(square: boolean, perLane: boolean, T: number): string {
   const term = square ? 'dot(v, v)' : 'v.x + v.y + v.z + v.w';
   const fields = ['at: u32', ...Array.from({ length: T }, (_, i) => `n${i}: u32`), ...Array.from({ length: T }, (_, i) => `e${i}: u32`)];
   const binds = Array.from({ length: T }, (_, i) => `@group(0) @binding(${i + 1}) var<storage, read> x${i}: array<vec4<f32>>;`);
@@ -64,10 +63,7 @@ function multiDef(square: boolean, perLane: boolean, T: number): KernelDef {
       if (j < p.n${i}) { let v = x${i}[j]; s = s + ${term}; }
     }
   }`);
-  return {
-    key: `reduce_multi_${square ? 'sq' : 'sum'}_${perLane ? 'lane' : 'wg'}_${T}`,
-    params: 'u'.repeat(2 * T + 1),
-    wgsl: /* wgsl */ `
+  return /* wgsl */ `
 struct P { ${fields.join(', ')} }
 @group(0) @binding(0) var<uniform> p: P;
 ${binds.join('\n')}
@@ -79,22 +75,11 @@ fn main(${WGSL_MAIN_1D}) {
   var s = 0.0;
   ${branches.join(' ')}
   ${perLane ? `if (wgid < p.e${T - 1}) { part[p.at + wgid * 256u + li] = s; }` : `s = wg_sum(s, li);\n  if (li == 0u && wgid < p.e${T - 1}) { part[p.at + wgid] = s; }`}
-}`,
-  };
-}
-const multis = new Map<string, KernelDef>();
-function getMulti(square: boolean, perLane: boolean, T: number): KernelDef {
-  const k = `${square}${perLane}${T}`;
-  let d = multis.get(k);
-  if (!d) multis.set(k, (d = multiDef(square, perLane, T)));
-  return d;
+}`;
 }
 
 /** out[0] = scale · Σ part[0..n); one workgroup. */
-const FINAL = {
-  key: 'reduce_final',
-  params: 'uf',
-  wgsl: /* wgsl */ `
+const FINAL = kernelDef('reduce_final', 'uf', () => /* wgsl */ `
 struct P { n: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
@@ -106,8 +91,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   for (var i = li; i < p.n; i = i + 256u) { s = s + part[i]; }
   s = wg_sum(s, li);
   if (li == 0u) { out[0] = s * p.scale; }
-}`,
-};
+}`);
 
 /** Encodes out[0] = scale · Σ part over n partials. */
 export function reduceFinal(env: Env, part: Binding, n: number, out: GHandle, scale: number): void {

@@ -5,15 +5,14 @@
 
 import { check as assert } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
-import { layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+import type { KernelDef } from '../device.ts';
+import { kernelDef, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
 
-type Def = { key: string; params: string; wgsl: string };
-const defs = new Map<string, Def>();
+function def(l: RowLayout, backward: boolean): KernelDef {
+  return kernelDef(`causal_softmax_${backward ? 'bwd' : 'fwd'}_${layoutKey(l)}`, 'uufuu', () => softmaxWGSL(l, backward));
+}
 
-function def(l: RowLayout, backward: boolean): Def {
-  const key = `causal_softmax_${backward ? 'bwd' : 'fwd'}_${layoutKey(l)}`;
-  let d = defs.get(key);
-  if (d) return d;
+function softmaxWGSL(l: RowLayout, backward: boolean): string {
   const loop = (end: string, body: string) => `for (var j = lane; j ${end}; j = j + ${l.tpr}u) { ${body} }`;
   const binds = backward
     ? `@group(0) @binding(1) var<storage, read> pr: array<f32>;
@@ -36,7 +35,7 @@ function def(l: RowLayout, backward: boolean): Def {
   z = wg_sum(z, li);
   if (live) { ${loop('< p.T', 'pr[o + j] = select(0.0, exp(p.scale * s[o + j] - mx) / z, j <= t);')} }`;
   const { decls, main } = wgslRows(l);
-  const wgsl = /* wgsl */ `
+  return /* wgsl */ `
 struct P { rows: u32, T: u32, scale: f32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${binds}
@@ -46,8 +45,6 @@ ${main}
   let o = p.lo + row * p.T;
   ${body}
 }`;
-  defs.set(key, (d = { key, params: 'uufuu', wgsl }));
-  return d;
 }
 
 function check(s: GHandle, op: string): { rows: number; T: number } {

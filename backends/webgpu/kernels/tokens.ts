@@ -11,17 +11,14 @@ import { check } from '../../../src/errors.ts';
 import { checkIds } from '../../../src/ops/embedding.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, layoutKey, rowLayout, runElems, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, layoutKey, rowLayout, runElems, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
 import { reduceFinal } from './reduce.ts';
 
 /** One invocation per token row, copying its table row (vec4 when C % 4 = 0): integer
  *  division per row, not per element (a CPU adapter scalarizes it). */
 function embDef(vec: boolean): KernelDef {
   const T = vec ? 'vec4<f32>' : 'f32';
-  return {
-    key: `embedding_${vec ? 'v4' : 's'}`,
-    params: 'uuuuuuu',
-    wgsl: /* wgsl */ `
+  return kernelDef(`embedding_${vec ? 'v4' : 's'}`, 'uuuuuuu', () => /* wgsl */ `
 struct P { rows: u32, C: u32, r0: u32, v0: u32, v1: u32, ts: u32, os: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
@@ -37,8 +34,7 @@ fn main(${WGSL_MAIN_1D}) {
   let src = p.ts + (id - p.v0) * p.C;
   let dst = p.os + r * p.C;
   for (var c = 0u; c < p.C; c = c + 1u) { out[dst + c] = table[src + c]; }
-}`,
-  };
+}`);
 }
 const EMB = embDef(false);
 const EMB4 = embDef(true);
@@ -65,10 +61,7 @@ export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
   return out;
 }
 
-const EMB_BWD = {
-  key: 'embedding_bwd',
-  params: 'uuuu',
-  wgsl: /* wgsl */ `
+const EMB_BWD = kernelDef('embedding_bwd', 'uuuu', () => /* wgsl */ `
 struct P { n: u32, C: u32, v0: u32, shift: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> offs: array<i32>; // (V + 1)
@@ -85,8 +78,7 @@ fn main(${WGSL_MAIN_1D}) {
   var s = 0.0;
   for (var q = offs[v]; q < offs[v + 1u]; q = q + 1) { s = s + dOut[u32(pos[q]) * p.C + c]; }
   dTable[p.shift + i] = s;
-}`,
-};
+}`);
 
 /** Counting sort of positions by id: offsets (V+1) and positions (N). */
 function csr(ids: Int32Array, V: number): { offs: Int32Array; pos: Int32Array } {
@@ -123,12 +115,13 @@ export function embeddingBackward(env: Env, ids: GHandle, dOut: GHandle, vocab: 
 }
 
 function ceFwdDef(l: RowLayout): KernelDef {
+  return kernelDef(`ce_fwd_${layoutKey(l)}`, 'uuuu', () => ceFwdWGSL(l));
+}
+
+function ceFwdWGSL(l: RowLayout): string {
   const loop = (body: string) => `for (var j = lane; j < p.V; j = j + ${l.tpr}u) { ${body} }`;
   const { decls, main } = wgslRows(l);
-  return {
-    key: `ce_fwd_${layoutKey(l)}`,
-    params: 'uuuu',
-    wgsl: /* wgsl */ `
+  return /* wgsl */ `
 struct P { rows: u32, V: u32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> l: array<f32>;
@@ -150,10 +143,8 @@ ${main}
     lse[g] = r;
     rowLoss[g] = r - l[o + u32(tgt[g])];
   }
-}`,
-  };
+}`;
 }
-const ceDefs = new Map<string, KernelDef>();
 
 function ceCheck(env: Env, logits: GHandle, targets: GHandle): { N: number; V: number } {
   check(logits.shape.length >= 1, 'crossEntropy: logits must be [..., V], got a scalar');
@@ -170,8 +161,7 @@ export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { los
   const { N, V } = ceCheck(env, logits, targets);
   const { mem } = env;
   const l = rowLayout(env, V);
-  let d = ceDefs.get(layoutKey(l));
-  if (!d) ceDefs.set(layoutKey(l), (d = ceFwdDef(l)));
+  const d = ceFwdDef(l);
   const lse = mem.alloc([N]), rowLoss = mem.alloc([N]);
   // Over the binding limit: ranges of logit rows (lse, rowLoss and targets bound whole).
   for (const [r0, r1] of mem.rowRanges(N, V, 'the logits')) {
@@ -190,10 +180,7 @@ function ceBwdDef(vec: boolean): KernelDef {
   const hit = vec
     ? 'select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t))'
     : 'select(0.0, 1.0, j == t)';
-  return {
-    key: `ce_bwd_${vec ? 'v4' : 's'}`,
-    params: 'uufuu',
-    wgsl: /* wgsl */ `
+  return kernelDef(`ce_bwd_${vec ? 'v4' : 's'}`, 'uufuu', () => /* wgsl */ `
 struct P { rows: u32, V: u32, c: f32, r0: u32, lo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> l: array<${T}>;
@@ -209,8 +196,7 @@ fn main(${WGSL_MAIN_1D}) {
   let t = u32(tgt[p.r0 + r]);
   let o = p.lo + r * p.V;
   for (var j = 0u; j < p.V; j = j + 1u) { dl[o + j] = p.c * (exp(l[o + j] - m) - ${hit}); }
-}`,
-  };
+}`);
 }
 const CE_BWD = ceBwdDef(false);
 const CE_BWD4 = ceBwdDef(true);
