@@ -7,7 +7,7 @@
 import { pathToFileURL } from 'node:url';
 import { GPUJS_MODES } from '../backends/index.ts';
 import type { Backend, Handle, NormActParams, Variant } from '../src/backend.ts';
-import { pattention, pattentionBackward } from '../src/compose.ts';
+import { pattention } from '../src/compose.ts';
 import { TokenFormer } from '../src/model.ts';
 import { initParams } from '../src/params.ts';
 import { Rng } from '../src/rng.ts';
@@ -44,7 +44,7 @@ async function benchOne(be: B, reps: number): Promise<BenchRow[]> {
   const d = be.upload(randn(rng, PA.N * PA.dOut), [PA.N, PA.dOut]);
   const pa = await timeIt(async () => {
     const f = pattention(be, x, k, v, PA_PARAMS);
-    const g = pattentionBackward(be, d, x, k, v, f.saved, PA_PARAMS);
+    const g = f.saved.backward(d);
     await be.read(g.dK);
     for (const t of [f.out, g.dX, g.dK, g.dV]) be.dispose(t);
   }, reps);
@@ -129,7 +129,7 @@ export async function precisionGpujs(): Promise<Record<string, Record<string, Er
       res[`pattention ${variant}`] = await measure(be, cpu, (b) => {
         const [x, k, v] = [b.upload(X, [PA.N, PA.dIn]), b.upload(K, [PA.n, PA.dIn]), b.upload(V, [PA.n, PA.dOut])];
         const f = pattention(b, x, k, v, p);
-        const g = pattentionBackward(b, b.upload(D, [PA.N, PA.dOut]), x, k, v, f.saved, p);
+        const g = f.saved.backward(b.upload(D, [PA.N, PA.dOut]));
         return { out: f.out, dX: g.dX, dK: g.dK, dV: g.dV };
       });
     }

@@ -69,17 +69,139 @@ export interface AdamWParams {
   gradScale: number;
 }
 
+// ---- the sizes OP_SPECS (src/op-specs.ts) derives: what a kernel receives first ----
+
+export interface MatmulDims {
+  /** Number of batches (1 for plain 2-D). */
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+  /** A is stored (K, M) and used transposed. */
+  transA: boolean;
+  /** B is stored (N, K) and used transposed. */
+  transB: boolean;
+  /** B has its own matrix per batch (else one (K,N) matrix shared by all). */
+  bBatched: boolean;
+}
+
+export interface PattentionSizes {
+  N: number;
+  dIn: number;
+  n: number;
+  dOut: number;
+}
+
+export interface AttentionSizes {
+  B: number;
+  T: number;
+  H: number;
+  D: number;
+}
+
+export interface RotarySizes {
+  B: number;
+  T: number;
+  H: number;
+  D: number;
+  /** Position of the first row (src/op-specs.ts checks it is an integer ≥ 0). */
+  offset: number;
+}
+
+/** C = op(A)·op(B): `lead` are A's leading dims, `out` = [...lead, M, N]. */
+export interface MatmulSizes extends MatmulDims {
+  lead: readonly number[];
+  out: Shape;
+}
+/** An elementwise op: `size` elements of shape `out`. */
+export interface ElementwiseSizes {
+  size: number;
+  out: Shape;
+}
+/** A row-wise op over the last dim: `rows` rows of `n` (normAct, layerNorm's C). */
+export interface RowSizes {
+  rows: number;
+  n: number;
+  out: Shape;
+}
+/** Rotary on [B, T, H, D] at positions offset…offset+T−1. */
+export interface RotaryOpSizes extends RotarySizes {
+  out: Shape;
+}
+/** [a, b, c, d] → [a, c, b, d]. */
+export interface PermuteSizes {
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  out: Shape;
+}
+/** G groups of T × T scores. */
+export interface CausalSizes {
+  G: number;
+  T: number;
+  out: Shape;
+}
+/** `rows` ids into a [V, C] table; `out` = [...ids.shape, C] (or [V, C] for the backward). */
+export interface EmbeddingSizes {
+  rows: number;
+  V: number;
+  C: number;
+  out: Shape;
+}
+/** N rows of V logits. */
+export interface CrossEntropySizes {
+  N: number;
+  V: number;
+}
+/** The element count of each tensor. */
+export interface SumSquaresSizes {
+  sizes: readonly number[];
+}
+/** The element count of param (= grad = m = v). */
+export interface AdamWSizes {
+  size: number;
+}
+/** out = [...x.shape without its last dim, dOut]. */
+export interface PattentionOpSizes extends PattentionSizes {
+  out: Shape;
+}
+/** q, k, v, out: [B, T, H, D]. */
+export interface AttentionOpSizes extends AttentionSizes {
+  out: Shape;
+}
+
+/** The sizes of every op, keyed by op name. */
+export interface OpSizes {
+  matmul: MatmulSizes;
+  add: ElementwiseSizes;
+  normAct: RowSizes;
+  normActBackward: RowSizes;
+  layerNorm: RowSizes;
+  layerNormBackward: RowSizes;
+  rotary: RotaryOpSizes;
+  permute0213: PermuteSizes;
+  causalSoftmax: CausalSizes;
+  causalSoftmaxBackward: CausalSizes;
+  embedding: EmbeddingSizes;
+  embeddingBackward: EmbeddingSizes;
+  crossEntropy: CrossEntropySizes;
+  crossEntropyBackward: CrossEntropySizes;
+  sumSquares: SumSquaresSizes;
+  adamw: AdamWSizes;
+}
+
 /**
- * The required kernels. Every op allocates and returns new tensors, except `adamw`,
- * which updates its param/m/v in place. Sizes come from the input shapes.
+ * The required kernels. Every op allocates and returns new tensors, except `adamw`, which
+ * updates its param/m/v in place. What each op accepts (dtypes, ranks, shapes, parameters) is
+ * stated once, in its entry of OP_SPECS (src/op-specs.ts), which runs before every kernel.
  */
 export interface KernelSigs<T> {
-  /** C = op(A)·op(B). A: [..., M, K] ([..., K, M] if transA); B: [K, N] ([N, K] if transB),
-   *  either 2-D (shared by every batch) or with the same leading dims as A. C: [..., M, N]. */
+  /** C = op(A)·op(B); B is shared by every batch when 2-D. */
   matmul(a: T, b: T, transA: boolean, transB: boolean): T;
-  /** Elementwise a + b, equal shapes. */
+  /** Elementwise a + b. */
   add(a: T, b: T): T;
-  /** Θ row-wise over the last dim of s: [..., n]. */
+  /** Θ row-wise over the last dim of s. */
   normAct(s: T, p: NormActParams): T;
   /** dS from dA, given the scores s (spec/ops/norm_act.md). */
   normActBackward(s: T, dA: T, p: NormActParams): T;
@@ -88,19 +210,19 @@ export interface KernelSigs<T> {
   layerNormBackward(
     dY: T, x: T, mean: T, rstd: T, w: T | null,
   ): { dX: T; dW: T | null; dB: T | null };
-  /** x: [B, T, H, D] at positions p.offset + t, t = 0…T−1. inverse = rotate by −θ (the backward). */
+  /** x: [B, T, H, D] at positions p.offset + t. inverse = rotate by −θ (the backward). */
   rotary(x: T, p: RotaryParams, inverse: boolean): T;
   /** [a, b, c, d] → [a, c, b, d]. Its own backward (apply to the [a, c, b, d] gradient). */
   permute0213(x: T): T;
-  /** s: [..., T, T] → P = softmax(scale·s) over the last dim, masked to columns ≤ row. */
+  /** P = softmax(scale·s) over the last dim, masked to columns ≤ row. */
   causalSoftmax(s: T, scale: number): T;
   /** dS (w.r.t. the unscaled s) from P and dP. */
   causalSoftmaxBackward(p: T, dP: T, scale: number): T;
-  /** ids: i32 [B, T]; table: [V, C] → [B, T, C]. Throws on an out-of-range id. */
+  /** Rows of table at ids. Throws on an out-of-range id. */
   embedding(ids: T, table: T): T;
-  /** dTable: [V, C], the scatter-add of dOut rows at their ids. */
+  /** dTable: [vocab, C], the scatter-add of dOut rows at their ids. */
   embeddingBackward(ids: T, dOut: T, vocab: number): T;
-  /** logits: [N, V], targets: i32 [N] → loss: [] (mean), lse: [N] (log-sum-exp per row). */
+  /** loss: [] (mean over rows), lse: [N] (log-sum-exp per row). */
   crossEntropy(logits: T, targets: T): { loss: T; lse: T };
   /** dLogits = dLoss · (softmax(logits) − onehot) / N. */
   crossEntropyBackward(logits: T, lse: T, targets: T, dLoss: number): T;
@@ -115,21 +237,43 @@ export type OpName = keyof KernelSigs<unknown>;
 /** Mapped over the op names: a backend missing a kernel fails to compile. */
 export type Kernels<T> = { [K in OpName]: KernelSigs<T>[K] };
 
-/** What a fused forward keeps for its backward; opaque to the caller, freed by the backward. */
-export interface Saved<T> {
-  tensors: T[];
+/**
+ * What a forward keeps for its backward, closed over by the code that made it (a backend's
+ * fused kernel, or the composition in src/compose.ts), so its contents stay typed there and
+ * opaque here. Use it once: `backward` consumes and frees it; `release` frees it unused.
+ */
+export interface Saved<T, G> {
+  backward(dOut: T): G;
+  release(): void;
 }
 
-/** Optional fused kernels; src/compose.ts falls back to the primitives above. */
+export interface PattentionGrads<T> {
+  dX: T;
+  dK: T;
+  dV: T;
+}
+export interface AttentionGrads<T> {
+  dQ: T;
+  dK: T;
+  dV: T;
+}
+
+/** A fused op's result: its output, and what its backward needs. */
+export interface Fused<T, G> {
+  out: T;
+  saved: Saved<T, G>;
+}
+
+/**
+ * Optional fused kernels, each one forward/backward pair (src/define-backend.ts builds them
+ * from a backend's typed pair, so a backend provides both halves or neither). src/compose.ts
+ * checks the arguments (FUSED_SPECS) and falls back to the primitives when one is absent.
+ */
 export interface FusedKernels<T> {
-  /** x: [N, d_in], k: [n, d_in], v: [n, d_out] → out: [N, d_out]. */
-  pattention(x: T, k: T, v: T, p: NormActParams): { out: T; saved: Saved<T> };
-  pattentionBackward(
-    dOut: T, x: T, k: T, v: T, saved: Saved<T>, p: NormActParams,
-  ): { dX: T; dK: T; dV: T };
-  /** Causal attention, q, k, v: [B, T, H, D] → [B, T, H, D], scale 1/√D. */
-  attention(q: T, k: T, v: T): { out: T; saved: Saved<T> };
-  attentionBackward(dOut: T, q: T, k: T, v: T, saved: Saved<T>): { dQ: T; dK: T; dV: T };
+  /** out = Θ(x·kᵀ)·v (FUSED_SPECS.pattention states the shapes). */
+  pattention(z: PattentionOpSizes, x: T, k: T, v: T, p: NormActParams): Fused<T, PattentionGrads<T>>;
+  /** Causal attention, scale 1/√D (FUSED_SPECS.attention). */
+  attention(z: AttentionOpSizes, q: T, k: T, v: T): Fused<T, AttentionGrads<T>>;
 }
 
 export interface Backend<T extends Handle = Handle> {

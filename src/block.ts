@@ -3,8 +3,10 @@
 //   x = x + Pattention_proj(a);  x = x + Pattention_ffn(LN₀(x))
 // Omits: dropout (the official configs use 0) and biases (TokenFormer has none).
 
-import type { Backend, Handle, NormActParams, RotaryParams, Saved } from './backend.ts';
-import { attention, attentionBackward, pattention, pattentionBackward } from './compose.ts';
+import type {
+  AttentionGrads, Backend, Handle, NormActParams, PattentionGrads, RotaryParams, Saved,
+} from './backend.ts';
+import { attention, pattention } from './compose.ts';
 
 /** The parameter handles and settings of one block. */
 export interface BlockParams<T> {
@@ -17,18 +19,20 @@ export interface BlockParams<T> {
   eps: number;
 }
 
+type PSaved<T> = Saved<T, PattentionGrads<T>>;
+
 /** What backward needs, kept by forward. Shapes: N = B·T rows. */
 export interface BlockCache<T> {
   x: T; // (N, C) block input
   ln1: { y: T; mean: T; rstd: T }; // y (N, C)
-  sq: Saved<T>; sk: Saved<T>; sv: Saved<T>; // Pattention saves
+  sq: PSaved<T>; sk: PSaved<T>; sv: PSaved<T>; // Pattention saves
   qr: T; kr: T; v4: T; // (B, T, H, D) rotated q, k and v
-  att: Saved<T>;
+  att: Saved<T, AttentionGrads<T>>;
   a: T; // (N, C) merged attention output
-  sp: Saved<T>;
+  sp: PSaved<T>;
   x1: T; // (N, C) after the attention residual
   ln2: { y: T; mean: T; rstd: T };
-  sf: Saved<T>;
+  sf: PSaved<T>;
 }
 
 export type BlockGrads<T> = BlockParams<T>['k'] extends infer K ? { k: K; v: K } : never;
@@ -86,17 +90,17 @@ export function blockBackward<T extends Handle>(
   be: Backend<T>, dOut: T, c: BlockCache<T>, p: BlockParams<T>,
 ): { dX: T; grads: BlockGrads<T> } {
   // x2 = x1 + ffn(LN₀(x1))
-  const f = pattentionBackward(be, dOut, c.ln2.y, p.k.ffn, p.v.ffn, c.sf, p.norm.ffn);
+  const f = c.sf.backward(dOut);
   const l2 = be.ops.layerNormBackward(f.dX, c.x1, c.ln2.mean, c.ln2.rstd, null);
   for (const t of [f.dX, c.ln2.y, c.ln2.mean, c.ln2.rstd, c.x1]) be.dispose(t);
   const dX1 = be.ops.add(dOut, l2.dX); // (N, C)
   be.dispose(l2.dX);
   // x1 = x + proj(a)
-  const pr = pattentionBackward(be, dX1, c.a, p.k.proj, p.v.proj, c.sp, p.norm.proj);
+  const pr = c.sp.backward(dX1);
   be.dispose(c.a);
   const dA4 = be.reshape(pr.dX, c.qr.shape);
   be.dispose(pr.dX);
-  const at = attentionBackward(be, dA4, c.qr, c.kr, c.v4, c.att);
+  const at = c.att.backward(dA4);
   be.dispose(dA4);
   // undo the rotary (its backward is the inverse rotation), back to (N, C)
   const N = dOut.shape[0];
@@ -108,9 +112,9 @@ export function blockBackward<T extends Handle>(
   const dV = be.reshape(at.dV, [N, C]);
   for (const t of [at.dQ, at.dK, at.dV, dQr, dKr, c.qr, c.kr, c.v4]) be.dispose(t);
   const h = c.ln1.y;
-  const gq = pattentionBackward(be, dQ, h, p.k.q, p.v.q, c.sq, p.norm.q);
-  const gk = pattentionBackward(be, dK, h, p.k.k, p.v.k, c.sk, p.norm.k);
-  const gv = pattentionBackward(be, dV, h, p.k.v, p.v.v, c.sv, p.norm.v);
+  const gq = c.sq.backward(dQ);
+  const gk = c.sk.backward(dK);
+  const gv = c.sv.backward(dV);
   for (const t of [dQ, dK, dV, h]) be.dispose(t);
   const dH1 = be.ops.add(gq.dX, gk.dX);
   const dH = be.ops.add(dH1, gv.dX);

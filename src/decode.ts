@@ -123,7 +123,7 @@ function cachedAttention<T extends Handle>(be: Backend<T>, q: T, K: T, V: T, pl:
 /** Pattention, forward only. x: (N, C) → (N, C). */
 function patt<T extends Handle>(be: Backend<T>, x: T, k: T, v: T, p: BlockParams<T>['norm']['q']): T {
   const r = pattention(be, x, k, v, p);
-  r.saved.tensors.forEach((t) => be.dispose(t));
+  r.saved.release();
   return r.out;
 }
 
@@ -155,7 +155,7 @@ function attentionStep<T extends Handle>(
   if (pl.past === 0) {
     // Nothing cached: the training path's causal attention (fused where the backend has it).
     const r = attention(be, qr, kr, v4);
-    r.saved.tensors.forEach((t) => be.dispose(t));
+    r.saved.release();
     att = r.out;
   } else {
     att = cachedAttention(be, qr, next.k, next.v, pl);

@@ -195,7 +195,7 @@ export class TokenFormer<T extends Handle> {
     };
     for (const b of k.blocks) {
       for (const t of [b.x, b.ln1.y, b.ln1.mean, b.ln1.rstd, b.qr, b.kr, b.v4, b.a, b.x1, b.ln2.y, b.ln2.mean, b.ln2.rstd]) free(t);
-      for (const s of [b.sq, b.sk, b.sv, b.att, b.sp, b.sf]) s.tensors.forEach(free);
+      for (const s of [b.sq, b.sk, b.sv, b.att, b.sp, b.sf]) s.release();
     }
     for (const t of [k.x0, k.xL, k.lnf.y, k.lnf.mean, k.lnf.rstd, k.logits2, k.lse, k.targets]) free(t);
   }

@@ -13,6 +13,7 @@ import { Rng } from '../src/rng.ts';
 import { tryLoad, type Loaded } from './helpers/backends.ts';
 import { checkGrads, checkValues } from './helpers/compare.ts';
 import { loadManifest } from './helpers/golden.ts';
+import { pattention } from '../src/compose.ts';
 
 type B = Backend<Handle>;
 type Outs = Record<string, Handle>;
@@ -89,8 +90,8 @@ function pattentionCases(): Case[] {
     inputs: { x: randn([2, 7, 48]), k: randn([37, 48], 0.3), v: randn([37, 40]), d: randn([2, 7, 40]) },
     run: (be, x) => {
       const p = { variant, normN: 37 };
-      const f = be.fused.pattention!(x.x, x.k, x.v, p);
-      const g = be.fused.pattentionBackward!(x.d, x.x, x.k, x.v, f.saved, p);
+      const f = pattention(be, x.x, x.k, x.v, p); // GPU.js's fused pair
+      const g = f.saved.backward(x.d);
       return { out: f.out, gradX: g.dX, gradK: g.dK, gradV: g.dV };
     },
   }));

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CpuHandle } from '../backends/cpu.ts';
 import type { AdamWParams, NormActParams, Shape, Variant } from '../src/backend.ts';
 import { UserError } from '../src/errors.ts';
+import { pattention } from '../src/compose.ts';
 import { required } from './helpers/backends.ts';
 import {
   C, G, attentionCase, both, bothInt, cpu, expectClose, gpu, rand, randn, reason, rng, size, useStyle,
@@ -191,12 +192,12 @@ describe.skipIf(!gpu).each(['gpu', 'cpu'] as const)('webgpu kernels (%s style) v
     it(`fused pattention ${variant} (N 13, d_in 48, n 37, d_out 29), forward and backward`, async () => {
       const p: NormActParams = { variant, normN: 37 };
       const [xg, xc] = rand([13, 48]), [kg, kc] = rand([37, 48], 0.3), [vg, vc] = rand([37, 29]);
-      const fg = gpu!.fused.pattention!(xg as never, kg as never, vg as never, p);
-      const fc = cpu.fused.pattention!(xc, kc, vc, p);
+      const fg = pattention(gpu!, xg as never, kg as never, vg as never, p);
+      const fc = pattention(cpu, xc, kc, vc, p);
       await expectClose('out', fg.out, fc.out);
       const [dg, dc] = rand([13, 29]);
-      const bg = gpu!.fused.pattentionBackward!(dg as never, xg as never, kg as never, vg as never, fg.saved, p);
-      const bc = cpu.fused.pattentionBackward!(dc, xc, kc, vc, fc.saved, p);
+      const bg = fg.saved.backward(dg as never);
+      const bc = fc.saved.backward(dc);
       await expectClose('dX', bg.dX, bc.dX, true);
       await expectClose('dK', bg.dK, bc.dK, true);
       await expectClose('dV', bg.dV, bc.dV, true);

@@ -5,7 +5,7 @@
 // transposed batched A against a shared 2-D B (no kernel sums a gradient over the batch then).
 
 import type { AdamWParams, Backend, Handle, NormActParams, Variant } from '../../src/backend.ts';
-import { attention, attentionBackward, pattention, pattentionBackward } from '../../src/compose.ts';
+import { attention, pattention } from '../../src/compose.ts';
 import { UserError } from '../../src/errors.ts';
 import { quote } from '../../src/fsguard.ts';
 import type { CaseJson } from './format.ts';
@@ -140,7 +140,7 @@ const RUNNERS: Record<string, (x: Ctx) => Result> = {
   pattention: (x) => {
     const [X, k, v] = ['x', 'k', 'v'].map((n) => up(x, n));
     const f = pattention(x.be, X, k, v, normParams(x));
-    const g = pattentionBackward(x.be, up(x, 'd_out'), X, k, v, f.saved, normParams(x));
+    const g = f.saved.backward(up(x, 'd_out'));
     return { out: f.out, grad_x: g.dX, grad_k: g.dK, grad_v: g.dV };
   },
   layernorm_nonparam: (x) => layernorm(x, false),
@@ -151,7 +151,7 @@ const RUNNERS: Record<string, (x: Ctx) => Result> = {
   attention: (x) => {
     const [q, k, v] = ['q', 'k', 'v'].map((n) => up(x, n));
     const f = attention(x.be, q, k, v);
-    const g = attentionBackward(x.be, up(x, 'd_out'), q, k, v, f.saved);
+    const g = f.saved.backward(up(x, 'd_out'));
     return { out: f.out, grad_q: g.dQ, grad_k: g.dK, grad_v: g.dV };
   },
   embedding: (x) => {

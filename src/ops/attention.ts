@@ -7,16 +7,12 @@
 //   out = oh → (B, T, H, D)
 // Backward, in reverse: dP = doh·vhᵀ, dvh = Pᵀ·doh, dS = softmax', dqh = dS·kh, dkh = dSᵀ·qh.
 
+import type { AttentionSizes } from '../backend.ts';
+export type { AttentionSizes };
 import { causalSoftmaxBackward, causalSoftmaxForward } from './causal_softmax.ts';
 import { matmulBackward, matmulForward, type MatmulDims } from './matmul.ts';
 import { permute0213Forward } from './permute.ts';
 
-export interface AttentionSizes {
-  B: number;
-  T: number;
-  H: number;
-  D: number;
-}
 
 export interface AttentionCache {
   p: Float32Array; // (B, H, T, T) attention probabilities

@@ -6,24 +6,14 @@
 //   NN: i-k-j (a row of B streams into a row of C)      NT: i-j-k (dot of two rows)
 //   TN: k-i-j (row k of A scales row k of B)             TT: gather a column of A, then dots.
 
-export interface MatmulDims {
-  /** Number of batches (1 for plain 2-D). */
-  batch: number;
-  M: number;
-  K: number;
-  N: number;
-  /** A is stored (K, M) and used transposed. */
-  transA: boolean;
-  /** B is stored (N, K) and used transposed. */
-  transB: boolean;
-  /** B has its own matrix per batch (else one (K,N) matrix shared by all). */
-  bBatched: boolean;
-}
 
 // NOTE: the k loops are unrolled by 4 (four rows of B per pass in NN/TN, four partial
 // sums in NT/TT). In JS this is ~2-3× faster than the plain loop, because each pass loads
 // and stores the float64 accumulator row once instead of four times. All partial sums are
 // float64, so the changed summation order is invisible after the float32 store.
+
+import type { MatmulDims } from '../backend.ts';
+export type { MatmulDims };
 
 /** acc (M,N) += A (M,K) · B (K,N), i-k-j order. */
 function gemmNN(acc: Float64Array, a: Float32Array, aOff: number, b: Float32Array, bOff: number, M: number, K: number, N: number): void {

@@ -8,16 +8,11 @@
 //   out = A·V     (N, dOut)
 // Backward, in reverse:  dA = dOut·Vᵀ,  dV = Aᵀ·dOut,  dS = Θ'(S)ᵀdA,  dX = dS·K,  dK = dSᵀ·X.
 
-import type { NormActParams } from '../backend.ts';
+import type { NormActParams, PattentionSizes } from '../backend.ts';
+export type { PattentionSizes };
 import { matmulBackward, matmulForward, type MatmulDims } from './matmul.ts';
 import { normActBackward, normActForward } from './norm_act.ts';
 
-export interface PattentionSizes {
-  N: number;
-  dIn: number;
-  n: number;
-  dOut: number;
-}
 
 /** What the backward needs from the forward. */
 export interface PattentionCache {

@@ -12,23 +12,9 @@
 // NOTE: inv_freq and the angles are computed in float64; GPT-NeoX computes inv_freq in
 // float32, which differs by ~1e-7 relative in the angle (invisible at the tolerances).
 
-import type { RotaryParams } from '../backend.ts';
-import { check } from '../errors.ts';
+import type { RotaryParams, RotarySizes } from '../backend.ts';
+export type { RotarySizes };
 
-export interface RotarySizes {
-  B: number;
-  T: number;
-  H: number;
-  D: number;
-}
-
-/** The position of x's first row, p.offset (default 0); a UserError unless an integer ≥ 0.
- *  Every backend's rotary calls this, so the rule is written once. */
-export function rotaryOffset(p: RotaryParams): number {
-  const off = p.offset ?? 0;
-  check(Number.isSafeInteger(off) && off >= 0, () => `rotary: offset must be an integer ≥ 0, got ${off}`);
-  return off;
-}
 
 /** cos and sin of θ(off + t, i) for t = 0…T−1, each (T, half). */
 export function rotaryTables(T: number, p: RotaryParams, off = 0): { cos: Float64Array; sin: Float64Array } {
@@ -51,7 +37,7 @@ export function rotaryForward(
   const { B, T, H, D } = z;
   const half = p.rotaryDim / 2;
   const sign = inverse ? -1 : 1;
-  const { cos, sin } = rotaryTables(T, p, rotaryOffset(p));
+  const { cos, sin } = rotaryTables(T, p, z.offset);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < H; h++) {

@@ -8,6 +8,7 @@ import { UserError } from '../../src/errors.ts';
 import { Rng } from '../../src/rng.ts';
 import { adamwStep, clipCoef, sumSquares } from '../../src/ops/adamw.ts';
 import { randn } from './fd.ts';
+import { createCpuBackend } from '../../backends/cpu.ts';
 
 const base: AdamWParams = {
   lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1, maxGradNorm: 0, gradScale: 1,
@@ -80,10 +81,12 @@ describe('adamw', () => {
     expect(w[1]).toBe(Math.fround(-4 * (1 - base.lr * base.weightDecay)));
   });
 
-  it('rejects a missing gradNormSq when clipping, and a bad step', () => {
-    const z = () => new Float32Array(2);
-    expect(() => adamwStep(z(), z(), z(), z(), { ...base, maxGradNorm: 1 }, null)).toThrow(UserError);
-    expect(() => adamwStep(z(), z(), z(), z(), { ...base, step: 0 }, null)).toThrow(UserError);
+  it('its op-table entry rejects a missing gradNormSq when clipping, and a bad step', () => {
+    const be = createCpuBackend();
+    const z = () => be.zeros([2]);
+    expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, maxGradNorm: 1 }, null)).toThrow(/gradNormSq is required/);
+    expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, step: 0 }, null)).toThrow(/step must be an integer ≥ 1, got 0/);
+    expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, step: 1.5 }, null)).toThrow(UserError);
   });
 
   it('sumSquares sums every element of every buffer in float64', () => {

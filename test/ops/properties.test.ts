@@ -124,7 +124,7 @@ describe('rotary', () => {
   function rotAt(x: Float32Array, t: number, H: number, D: number, rotaryDim: number): Float32Array {
     const T = t + 1, inp = new Float32Array(T * H * D), out = new Float32Array(T * H * D);
     inp.set(x, t * H * D);
-    rotaryForward(out, inp, { B: 1, T, H, D }, { rotaryDim, base: 10000 }, false);
+    rotaryForward(out, inp, { B: 1, T, H, D, offset: 0 }, { rotaryDim, base: 10000 }, false);
     return out.subarray(t * H * D);
   }
 

@@ -54,7 +54,7 @@ describe('rotary with another base', () => {
       for (const inverse of [false, true]) {
         const want = expectedRotary(x, B, T, H, D, rd, base, inverse ? -1 : 1);
         const y = new Float32Array(x.length);
-        rotaryForward(y, x, { B, T, H, D }, p, inverse);
+        rotaryForward(y, x, { B, T, H, D, offset: 0 }, p, inverse);
         expectClose(y, want, 1e-6, `rotaryForward inverse=${inverse}`);
         expectClose(be.ops.rotary(be.upload(x, [B, T, H, D]), p, inverse).store.data, want, 1e-6, `backend inverse=${inverse}`);
       }
@@ -65,7 +65,7 @@ describe('rotary with another base', () => {
     const x = Float32Array.from({ length: 4 * 8 }, (_, i) => ((i * 7) % 5) - 2); // (1, 4, 1, 8)
     const outs = [500, 1e4, 1e6].map((base) => {
       const y = new Float32Array(x.length);
-      rotaryForward(y, x, { B: 1, T: 4, H: 1, D: 8 }, { rotaryDim: 8, base }, false);
+      rotaryForward(y, x, { B: 1, T: 4, H: 1, D: 8, offset: 0 }, { rotaryDim: 8, base }, false);
       expectClose(y, expectedRotary(x, 1, 4, 1, 8, 8, base, 1), 1e-6, `base ${base}`);
       return Array.from(y.subarray(24));
     });

@@ -132,7 +132,7 @@ test.prop([seed, dim(2), dim(6), dim(2), fc.integer({ min: 1, max: 4 }), fc.inte
   'rotary: dX = inverse rotation of dY (partial rotaryDim)',
   (s, B, T, H, halfD, halfR) => {
     const rng = new Rng(s);
-    const D = 2 * halfD, z = { B, T, H, D }, p = { rotaryDim: 2 * Math.min(halfR, halfD), base: 10000 };
+    const D = 2 * halfD, z = { B, T, H, D, offset: 0 }, p = { rotaryDim: 2 * Math.min(halfR, halfD), base: 10000 };
     expectVjp({
       inputs: [randn(rng, B * T * H * D)],
       forward: ([x]) => { const y = new Float32Array(x.length); rotaryForward(y, x, z, p, false); return y; },

@@ -2,7 +2,7 @@
 // gradients for the fixture's upstream gradient. Names follow golden/FORMAT.md.
 
 import type { Backend, Handle, NormActParams, Variant } from '../../src/backend.ts';
-import { attention, attentionBackward, pattention, pattentionBackward } from '../../src/compose.ts';
+import { attention, pattention } from '../../src/compose.ts';
 import type { SafeTensors } from '../../src/safetensors.ts';
 import { need } from '../helpers/golden.ts';
 
@@ -51,7 +51,7 @@ function pattn(be: B, fx: SafeTensors, a: Attrs): Result {
   const [x, k, v] = ['x', 'k', 'v'].map((n) => up(be, fx, n));
   const p = normParams(a);
   const f = pattention(be, x, k, v, p);
-  const g = pattentionBackward(be, up(be, fx, 'd_out'), x, k, v, f.saved, p);
+  const g = f.saved.backward(up(be, fx, 'd_out'));
   return { out: f.out, grad_x: g.dX, grad_k: g.dK, grad_v: g.dV };
 }
 
@@ -78,7 +78,7 @@ function rotary(be: B, fx: SafeTensors, a: Attrs): Result {
 function attn(be: B, fx: SafeTensors): Result {
   const [q, k, v] = ['q', 'k', 'v'].map((n) => up(be, fx, n));
   const f = attention(be, q, k, v);
-  const g = attentionBackward(be, up(be, fx, 'd_out'), q, k, v, f.saved);
+  const g = f.saved.backward(up(be, fx, 'd_out'));
   return { out: f.out, grad_q: g.dQ, grad_k: g.dK, grad_v: g.dV };
 }
 

@@ -10,7 +10,8 @@
 // not a constant, so decoding one token at a time does not compile a kernel per position.
 
 import type { RotaryParams } from '../../../src/backend.ts';
-import { rotaryOffset, rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryOffset } from '../../../src/op-specs.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
 import { causalDims, checkRotary, expectRank, expectShape, f32 } from '../shapes.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';

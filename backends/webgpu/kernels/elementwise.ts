@@ -5,7 +5,8 @@
 
 import { check } from '../../../src/errors.ts';
 import type { RotaryParams } from '../../../src/backend.ts';
-import { rotaryOffset, rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryTables } from '../../../src/ops/rotary.ts';
+import { rotaryOffset } from '../../../src/op-specs.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, sameShape, type Env } from './common.ts';
