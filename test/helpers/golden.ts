@@ -8,8 +8,28 @@ import type { GradTol, ValueTol } from './compare.ts';
 
 export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'golden');
 
+/**
+ * Every op the golden fixtures hold (golden/FORMAT.md). test/parity/op-runners.ts maps each
+ * one to its runner: a name here without a runner fails to compile, and a fixture whose op is
+ * not here fails the parity suite (`fixtureOp`).
+ */
+export const FIXTURE_OPS = [
+  'matmul', 'gelu', 'norm_act', 'pattention', 'layernorm_nonparam', 'layernorm', 'rotary', 'attention',
+  'embedding', 'cross_entropy', 'adamw',
+] as const;
+export type FixtureOp = (typeof FIXTURE_OPS)[number];
+
+/** The manifest's tolerance classes: 'reference' for the CPU reference, 'gpu_f32' for every
+ *  float32 accelerator (test/helpers/backends.ts `toleranceClass` picks one per backend). */
+export type ToleranceClass = 'reference' | 'gpu_f32';
+export interface Tolerance {
+  values: ValueTol;
+  grads: GradTol;
+}
+
 export interface OpFixture {
   name: string;
+  /** As written in the manifest: check it with `fixtureOp` before trusting it. */
   op: string;
   file: string;
   attrs: Record<string, number | boolean | string>;
@@ -30,7 +50,7 @@ export interface TrainFixture {
 export interface Manifest {
   format: number;
   regenerate: string;
-  tolerances: Record<'reference' | 'gpu_f32', { values: ValueTol; grads: GradTol }>;
+  tolerances: Record<ToleranceClass, Tolerance>;
   ops: OpFixture[];
   models: ModelFixture[];
   train: TrainFixture[];
@@ -38,6 +58,26 @@ export interface Manifest {
 
 export function loadManifest(): Manifest {
   return JSON.parse(readFileSync(join(GOLDEN_DIR, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/** The tolerances of one class, as golden/manifest.json declares them. */
+export function tolerance(c: ToleranceClass): Tolerance {
+  const t = loadManifest().tolerances[c];
+  if (!t) throw new Error(`golden/manifest.json has no tolerance class '${c}'`);
+  return t;
+}
+
+/** The fixture's op as a FixtureOp; throws, naming the fixture, for an op FIXTURE_OPS lacks. */
+export function fixtureOp(o: OpFixture): FixtureOp {
+  const op = o.op;
+  if (!isFixtureOp(op)) {
+    throw new Error(`golden fixture ${o.name} has op '${op}', which FIXTURE_OPS (test/helpers/golden.ts) does not know: add it there and its runner in test/parity/op-runners.ts`);
+  }
+  return op;
+}
+
+function isFixtureOp(op: string): op is FixtureOp {
+  return FIXTURE_OPS.some((k) => k === op);
 }
 
 export function loadFixture(file: string): SafeTensors {

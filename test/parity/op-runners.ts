@@ -1,14 +1,26 @@
 // Runs one golden op fixture through a backend's kernels: forward outputs and the input
-// gradients for the fixture's upstream gradient. Names follow golden/FORMAT.md.
+// gradients for the fixture's upstream gradient. Names follow golden/FORMAT.md. The table is
+// mapped over FixtureOp (test/helpers/golden.ts), so a fixture op without a runner does not
+// compile; an op with no kernel of its own says so and checks the CPU reference function.
 
 import type { Backend, Handle, NormActParams, Variant } from '../../src/backend.ts';
 import { attention, pattention } from '../../src/compose.ts';
+import { geluBackward, geluForward } from '../../src/ops/gelu.ts';
 import type { SafeTensors } from '../../src/safetensors.ts';
-import { need } from '../helpers/golden.ts';
+import { need, type FixtureOp } from '../helpers/golden.ts';
 
 type B = Backend<Handle>;
 type Attrs = Record<string, number | boolean | string>;
 export type Result = Record<string, Handle>;
+
+/** An op the backends run: its outputs and gradients as handles of `be`. */
+export type BackendRunner = (be: B, fx: SafeTensors, a: Attrs) => Result | Promise<Result>;
+/** An op with no kernel in the contract: the suite checks `reference` (host arrays, the CPU
+ *  reference's own function) on the cpu backend and skips the others, printing `noKernel`. */
+export interface NoKernel {
+  noKernel: string;
+  reference(fx: SafeTensors, a: Attrs): Record<string, Float32Array>;
+}
 
 function up(be: B, fx: SafeTensors, name: string): Handle {
   const t = need(fx, name);
@@ -109,9 +121,22 @@ function adamw(be: B, fx: SafeTensors, a: Attrs): Result {
   return { param_out: param, m_out: m, v_out: v };
 }
 
-/** The backend-level runner of each fixture op; `gelu` has no kernel (it lives inside Θ). */
-export const OP_RUNNERS: Record<string, (be: B, fx: SafeTensors, a: Attrs) => Result | Promise<Result>> = {
+/** y = gelu(x) and dX = d_y · gelu'(x) by src/ops/gelu.ts, the functions Θ uses. */
+function geluReference(fx: SafeTensors): Record<string, Float32Array> {
+  const x = Float32Array.from(need(fx, 'x').data);
+  const y = new Float32Array(x.length), gradX = new Float32Array(x.length);
+  geluForward(y, x);
+  geluBackward(gradX, Float32Array.from(need(fx, 'd_y').data), x);
+  return { y, grad_x: gradX };
+}
+
+/** The runner of each fixture op, keyed by every FixtureOp. */
+export const OP_RUNNERS: { [K in FixtureOp]: BackendRunner | NoKernel } = {
   matmul,
+  gelu: {
+    noKernel: 'no gelu kernel in the backend contract: GELU runs inside Θ (the norm_act and pattention fixtures cover it)',
+    reference: geluReference,
+  },
   norm_act: normAct,
   pattention: pattn,
   layernorm_nonparam: (be, fx, a) => layernorm(be, fx, a, false),
