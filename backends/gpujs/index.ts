@@ -2,13 +2,17 @@
 // modes: headlessgl (WebGL 1 through the `gl` package, on an X display: DISPLAY, or a
 // private Xvfb it starts, ./xvfb.ts), webgpu (Dawn through the `webgpu` package),
 // webasm (WebAssembly + SIMD) or cpu (GPU.js's JS backend).
+// It validates nothing: defineBackend (src/define-backend.ts) runs each op's OP_SPECS entry
+// and hands every kernel its checked sizes; only id values are checked here, on the host,
+// by the CPU reference's checkIds.
 // Omits: fused attention (src/compose.ts composes it); GPU.js's webgl/webgl2 modes, which
 // need a browser. spec/backends/gpujs.md has the modes, their precision and speed.
 
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Handle, type Backend, type FusedKernels, type Kernels } from '../../src/backend.ts';
+import { Handle, type Backend } from '../../src/backend.ts';
+import { defineBackend, type RawKernels } from '../../src/define-backend.ts';
 import { BackendUnavailable } from '../../src/errors.ts';
 import type { GpujsMode } from './modes.ts';
 import { adamw } from './kernels/adamw.ts';
@@ -17,9 +21,8 @@ import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
 import { add, fill, matmul, permute0213, sumSquares, upload } from './kernels/linalg.ts';
 import { crossEntropy, crossEntropyBackward, embedding, embeddingBackward } from './kernels/loss.ts';
 import { normAct, normActBackward } from './kernels/normact.ts';
-import { pattention, pattentionBackward } from './kernels/pattention.ts';
+import { pattentionPair } from './kernels/pattention.ts';
 import { Runtime, type GHandle } from './runtime.ts';
-import { live } from './shapes.ts';
 import { acquireXvfb, findOnPath, releaseXvfb, type PrivateDisplay } from './xvfb.ts';
 
 export type { GHandle } from './runtime.ts';
@@ -87,31 +90,25 @@ async function prepare(mode: GpujsMode, { GPU }: GpujsModule): Promise<void> {
   }
 }
 
-function kernels(rt: Runtime): Kernels<GHandle> {
+/** Every kernel on rt; each receives its checked sizes z (src/op-specs.ts). */
+function kernels(rt: Runtime): RawKernels<GHandle> {
   return {
-    matmul: (a, b, tA, tB) => matmul(rt, a, b, tA, tB),
-    add: (a, b) => add(rt, a, b),
-    normAct: (s, p) => normAct(rt, s, p),
-    normActBackward: (s, dA, p) => normActBackward(rt, s, dA, p),
-    layerNorm: (x, w, b, eps) => layerNorm(rt, x, w, b, eps),
-    layerNormBackward: (dY, x, mean, rstd, w) => layerNormBackward(rt, dY, x, mean, rstd, w),
-    rotary: (x, p, inverse) => rotary(rt, x, p, inverse),
-    permute0213: (x) => permute0213(rt, x),
-    causalSoftmax: (s, scale) => causalSoftmax(rt, s, scale),
-    causalSoftmaxBackward: (p, dP, scale) => causalSoftmaxBackward(rt, p, dP, scale),
-    embedding: (ids, table) => embedding(rt, ids, table),
-    embeddingBackward: (ids, dOut, vocab) => embeddingBackward(rt, ids, dOut, vocab),
-    crossEntropy: (logits, targets) => crossEntropy(rt, logits, targets),
-    crossEntropyBackward: (logits, lse, targets, dLoss) => crossEntropyBackward(rt, logits, lse, targets, dLoss),
-    sumSquares: (ts) => sumSquares(rt, ts),
-    adamw: (param, grad, m, v, p, gns) => adamw(rt, param, grad, m, v, p, gns),
-  };
-}
-
-function fusedKernels(rt: Runtime): Partial<FusedKernels<GHandle>> {
-  return {
-    pattention: (x, k, v, p) => pattention(rt, x, k, v, p),
-    pattentionBackward: (dOut, x, k, v, saved, p) => pattentionBackward(rt, dOut, x, k, v, saved, p),
+    matmul: (z, a, b) => matmul(rt, z, a, b),
+    add: (z, a, b) => add(rt, z, a, b),
+    normAct: (z, s, p) => normAct(rt, z, s, p),
+    normActBackward: (z, s, dA, p) => normActBackward(rt, z, s, dA, p),
+    layerNorm: (z, x, w, b, eps) => layerNorm(rt, z, x, w, b, eps),
+    layerNormBackward: (z, dY, x, mean, rstd, w) => layerNormBackward(rt, z, dY, x, mean, rstd, w),
+    rotary: (z, x, p, inverse) => rotary(rt, z, x, p, inverse),
+    permute0213: (z, x) => permute0213(rt, z, x),
+    causalSoftmax: (z, s, scale) => causalSoftmax(rt, z, s, scale),
+    causalSoftmaxBackward: (z, p, dP, scale) => causalSoftmaxBackward(rt, z, p, dP, scale),
+    embedding: (z, ids, table) => embedding(rt, z, ids, table),
+    embeddingBackward: (z, ids, dOut) => embeddingBackward(rt, z, ids, dOut),
+    crossEntropy: (z, logits, targets) => crossEntropy(rt, z, logits, targets),
+    crossEntropyBackward: (z, logits, lse, targets, dLoss) => crossEntropyBackward(rt, z, logits, lse, targets, dLoss),
+    sumSquares: (_z, ts) => sumSquares(rt, ts),
+    adamw: (z, param, grad, m, v, p, gns) => adamw(rt, z, param, grad, m, v, p, gns),
   };
 }
 
@@ -166,20 +163,19 @@ async function openRuntime(mode: GpujsMode): Promise<Runtime> {
 function backendOn(rt: Runtime, destroy: () => Promise<void>): Backend<GHandle> {
   return {
     name: `gpujs-${rt.mode}`,
-    ops: kernels(rt),
-    fused: fusedKernels(rt),
-    upload: (data, shape) => upload(rt, data, shape),
-    uploadInt: (data, shape) => {
-      const f = upload(rt, Float32Array.from(data), shape);
-      f.store.data.ints = Int32Array.from(data);
-      return new Handle(f.shape, 'i32', f.store);
-    },
-    zeros: (shape) => fill(rt, shape, 0),
-    reshape: (t, shape) => rt.reshape(t, shape),
-    read: (t) => {
-      live(t, 'read');
-      return rt.read(t);
-    },
+    ...defineBackend({
+      kernels: kernels(rt),
+      fused: { pattention: pattentionPair(rt) },
+      upload: (data, shape) => upload(rt, data, shape),
+      uploadInt: (data, shape) => {
+        const f = upload(rt, Float32Array.from(data), shape);
+        f.store.data.ints = Int32Array.from(data);
+        return new Handle(f.shape, 'i32', f.store);
+      },
+      zeros: (shape) => fill(rt, shape, 0),
+      reshape: (t, shape) => rt.reshape(t, shape),
+      read: (t) => rt.read(t),
+    }),
     dispose: (t) => rt.dispose(t),
     destroy,
   };
@@ -189,7 +185,7 @@ function backendOn(rt: Runtime, destroy: () => Promise<void>): Backend<GHandle> 
 async function smokeTest(rt: Runtime, mode: GpujsMode): Promise<void> {
   try {
     const t = upload(rt, Float32Array.of(1.5, -2, 3.25), [3]);
-    const u = add(rt, t, t);
+    const u = add(rt, { size: 3, out: [3] }, t, t);
     const back = await rt.read(u);
     rt.dispose(t);
     rt.dispose(u);

@@ -8,13 +8,12 @@
 //   param' = param·(1 − lr·wd) − lr·(m'/bc1) / (√(v'/bc2) + eps)
 // Per-step values (lr, bias corrections, …) are float scalar arguments, not constants, so
 // the three kernels compile once per parameter size, not once per step.
+// Sizes and parameters come checked from the op table (src/op-specs.ts).
 // NOTE: the host computes 1−β, bc = 1−β^step and 1 − lr·wd in float64 and passes them
 // rounded to float32; the device then works in float32 (the reference in float64).
 
-import type { AdamWParams } from '../../../src/backend.ts';
-import { check } from '../../../src/errors.ts';
+import type { AdamWParams, AdamWSizes } from '../../../src/backend.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
-import { expectShape, f32 } from '../shapes.ts';
 import { kernelSource } from './snippets.ts';
 
 const GRAD = `const x = this.thread.x;
@@ -32,22 +31,15 @@ const P_NEW = kernelSource(['p', 'm', 'v', 'decay', 'lr', 'bc1', 'bc2', 'eps'], 
   return p[x] * decay - lr * (m[x] / bc1) / (Math.sqrt(v[x] / bc2) + eps);`);
 
 export function adamw(
-  rt: Runtime, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams,
+  rt: Runtime, z: AdamWSizes, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams,
   gradNormSq: GHandle | null,
 ): void {
-  f32(param, 'adamw param');
-  for (const [t, what] of [[grad, 'grad'], [m, 'm'], [v, 'v']] as const) {
-    expectShape(f32(t, `adamw ${what}`), param.shape, `adamw ${what}`);
-  }
-  check(p.step >= 1 && Number.isInteger(p.step), `adamw: step must be an integer ≥ 1, got ${p.step}`);
-  const clip = p.maxGradNorm > 0;
-  check(!clip || gradNormSq !== null, 'adamw: gradNormSq is required when maxGradNorm > 0');
-  if (gradNormSq) check(f32(gradNormSq, 'adamw gradNormSq').size === 1, `adamw gradNormSq: expected a scalar, got [${gradNormSq.shape}]`);
-  if (param.size === 0) return;
+  const n = z.size;
+  if (n === 0) return;
+  const clip = p.maxGradNorm > 0; // the op table made sure gradNormSq is given then
   // Without clipping the kernels never read gns; any live tensor fills the argument slot.
   const gns = gradNormSq ?? grad;
   const maxNorm = clip ? p.maxGradNorm : 0;
-  const n = param.size;
   const mNew = rt.launch(`adamM:${n}:${gns.size}`, M_NEW, param.shape, {},
     [m, grad, gns, p.gradScale, maxNorm, p.beta1, 1 - p.beta1]);
   const vNew = rt.launch(`adamV:${n}:${gns.size}`, V_NEW, param.shape, {},

@@ -6,14 +6,13 @@
 // NOTE: the rotary angles t·base^(−2i/rd) reach hundreds of radians, where a float32
 // device sin/cos loses digits; the cos/sin tables are computed on the host in float64
 // (src/ops/rotary.ts `rotaryTables`, the reference's own) and uploaded once per (len, rd, base).
-// Row t sits at position off + t (p.offset, the KV-cache decode path); off is a kernel argument,
+// Row t sits at position off + t (z.offset, the KV-cache decode path); off is a kernel argument,
 // not a constant, so decoding one token at a time does not compile a kernel per position.
+// Sizes and parameters come checked from the op table (src/op-specs.ts).
 
-import type { RotaryParams } from '../../../src/backend.ts';
+import type { CausalSizes, RotaryOpSizes, RotaryParams } from '../../../src/backend.ts';
 import { rotaryTables } from '../../../src/ops/rotary.ts';
-import { rotaryOffset } from '../../../src/op-specs.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
-import { causalDims, checkRotary, expectRank, expectShape, f32 } from '../shapes.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 import { upload } from './linalg.ts';
 
@@ -52,18 +51,15 @@ function tables(rt: Runtime, len: number, p: RotaryParams): [GHandle, GHandle] {
   return [t[0], t[1]];
 }
 
-export function rotary(rt: Runtime, x: GHandle, p: RotaryParams, inverse: boolean): GHandle {
-  expectRank(f32(x, 'rotary x'), 4, 'rotary x [B, T, H, D]');
-  const [, T, H, D] = x.shape;
-  checkRotary(p, D);
-  const off = rotaryOffset(p);
-  if (x.size === 0) return rt.make(x.shape);
+export function rotary(rt: Runtime, z: RotaryOpSizes, x: GHandle, p: RotaryParams, inverse: boolean): GHandle {
+  const { T, H, D, offset: off } = z;
+  if (x.size === 0) return rt.make(z.out);
   const half = p.rotaryDim / 2;
-  if (half === 0) return rt.launch(`copy:${x.size}`, kernelSource(['a'], 'return a[this.thread.x];'), x.shape, {}, [x]);
+  if (half === 0) return rt.launch(`copy:${x.size}`, kernelSource(['a'], 'return a[this.thread.x];'), z.out, {}, [x]);
   const [cs, sn] = tables(rt, tableLength(off, T), p);
   const k = inv({ D, H, T, half, sign: inverse ? -1 : 1 }, 'D', 'H', 'T');
   // The table length is part of the key: GPU.js compiles a texture's size into the kernel.
-  return rt.launch(`rotary:${x.shape}:${p.rotaryDim}:${p.base}:${inverse}:${cs.size}`, ROTARY, x.shape, k, [x, cs, sn, off]);
+  return rt.launch(`rotary:${x.shape}:${p.rotaryDim}:${p.base}:${inverse}:${cs.size}`, ROTARY, z.out, k, [x, cs, sn, off]);
 }
 
 /** Per row r = (g, i): lse_i = log Σ_{j≤i} e^{scale·s_ij} (max-shifted). */
@@ -95,23 +91,22 @@ const CAUSAL_DS = kernelSource(['p', 'dP', 'dot'], `const x = this.thread.x;
   if (j <= i) { ds = this.constants.scale * p[x] * (dP[x] - dot[r]); }
   return ds;`);
 
-export function causalSoftmax(rt: Runtime, s: GHandle, scale: number): GHandle {
-  const { G, T } = causalDims(s, 'causalSoftmax s');
-  if (s.size === 0) return rt.make(s.shape);
+export function causalSoftmax(rt: Runtime, z: CausalSizes, s: GHandle, scale: number): GHandle {
+  const { G, T } = z;
+  if (s.size === 0) return rt.make(z.out);
   const k = blocks(inv({ T, scale }, 'T'), 'T');
   const lse = rt.launch(`csLse:${G}:${T}:${scale}`, CAUSAL_LSE, [G * T], k, [s]);
-  const p = rt.launch(`csP:${G}:${T}:${scale}`, CAUSAL_P, s.shape, k, [s, lse]);
+  const p = rt.launch(`csP:${G}:${T}:${scale}`, CAUSAL_P, z.out, k, [s, lse]);
   rt.free(lse.store.data);
   return p;
 }
 
-export function causalSoftmaxBackward(rt: Runtime, p: GHandle, dP: GHandle, scale: number): GHandle {
-  const { G, T } = causalDims(p, 'causalSoftmaxBackward p');
-  expectShape(f32(dP, 'causalSoftmaxBackward dP'), p.shape, 'causalSoftmaxBackward dP');
-  if (p.size === 0) return rt.make(p.shape);
+export function causalSoftmaxBackward(rt: Runtime, z: CausalSizes, p: GHandle, dP: GHandle, scale: number): GHandle {
+  const { G, T } = z;
+  if (p.size === 0) return rt.make(z.out);
   const k = blocks(inv({ T, scale }, 'T'), 'T');
   const dot = rt.launch(`csDot:${G}:${T}`, CAUSAL_DOT, [G * T], k, [p, dP]);
-  const dS = rt.launch(`csDS:${G}:${T}:${scale}`, CAUSAL_DS, p.shape, k, [p, dP, dot]);
+  const dS = rt.launch(`csDS:${G}:${T}:${scale}`, CAUSAL_DS, z.out, k, [p, dP, dot]);
   rt.free(dot.store.data);
   return dS;
 }

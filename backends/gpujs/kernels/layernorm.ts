@@ -5,10 +5,10 @@
 //   mean [R], rstd [R] = 1/√(Σ(x − mean)²/C + eps),  y = x̂ [· w] [+ b],  x̂ = (x − mean)·rstd
 // Backward: dx̂ = dY [· w];  dX = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂));
 //           dW = Σ_rows dY·x̂,  dB = Σ_rows dY   (column kernels, one thread per channel).
+// Sizes come checked from the op table (src/op-specs.ts).
 
-import { check } from '../../../src/errors.ts';
+import type { RowSizes } from '../../../src/backend.ts';
 import type { Arg, GHandle, Runtime } from '../runtime.ts';
-import { expectShape, f32, rowsOf } from '../shapes.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 
 const ROW = 'const o = this.thread.x * this.constants.C;';
@@ -54,31 +54,24 @@ function colSumSource(which: 0 | 1): string {
   return acc;`);
 }
 
-export function layerNorm(rt: Runtime, x: GHandle, w: GHandle | null, b: GHandle | null, eps: number) {
-  const { rows, n: C } = rowsOf(f32(x, 'layerNorm x'), 'layerNorm x');
-  if (w) expectShape(f32(w, 'layerNorm weight'), [C], 'layerNorm weight');
-  if (b) expectShape(f32(b, 'layerNorm bias'), [C], 'layerNorm bias');
-  check(eps >= 0, `layerNorm: eps must be ≥ 0, got ${eps}`);
-  if (x.size === 0) return { y: rt.make(x.shape), mean: rt.make([rows]), rstd: rt.make([rows]) };
+export function layerNorm(rt: Runtime, z: RowSizes, x: GHandle, w: GHandle | null, b: GHandle | null, eps: number) {
+  const { rows, n: C } = z;
+  if (x.size === 0) return { y: rt.make(z.out), mean: rt.make([rows]), rstd: rt.make([rows]) };
   const k = blocks(inv({ C, eps }, 'C'), 'C');
   const tag = `${rows}:${C}`;
   const mean = rt.launch(`lnMean:${tag}`, MEAN, [rows], k, [x]);
   const rstd = rt.launch(`lnRstd:${tag}:${eps}`, RSTD, [rows], k, [x, mean]);
   const args: Arg[] = [x, mean, rstd, ...(w ? [w] : []), ...(b ? [b] : [])];
-  const y = rt.launch(`lnY:${tag}:${!!w}:${!!b}`, ySource(!!w, !!b), x.shape, k, args);
+  const y = rt.launch(`lnY:${tag}:${!!w}:${!!b}`, ySource(!!w, !!b), z.out, k, args);
   return { y, mean, rstd };
 }
 
 export function layerNormBackward(
-  rt: Runtime, dY: GHandle, x: GHandle, mean: GHandle, rstd: GHandle, w: GHandle | null,
+  rt: Runtime, z: RowSizes, dY: GHandle, x: GHandle, mean: GHandle, rstd: GHandle, w: GHandle | null,
 ) {
-  const { rows, n: C } = rowsOf(f32(x, 'layerNormBackward x'), 'layerNormBackward x');
-  expectShape(f32(dY, 'layerNormBackward dY'), x.shape, 'layerNormBackward dY');
-  expectShape(f32(mean, 'layerNormBackward mean'), [rows], 'layerNormBackward mean');
-  expectShape(f32(rstd, 'layerNormBackward rstd'), [rows], 'layerNormBackward rstd');
-  if (w) expectShape(f32(w, 'layerNorm weight'), [C], 'layerNormBackward weight');
+  const { rows, n: C } = z;
   if (x.size === 0) {
-    return { dX: rt.make(x.shape), dW: w && rt.make([C]), dB: w && rt.make([C]) };
+    return { dX: rt.make(z.out), dW: w && rt.make([C]), dB: w && rt.make([C]) };
   }
   const k = blocks(inv({ C, R: rows }, 'C'), 'C', 'R');
   const tag = `${rows}:${C}:${!!w}`;
@@ -86,7 +79,7 @@ export function layerNormBackward(
   const wArg: Arg[] = w ? [w] : [];
   const sD = rt.launch(`lnSumD:${tag}`, rowSumSource(!!w, 0), [rows], k, [...base, ...wArg]);
   const sDX = rt.launch(`lnSumDX:${tag}`, rowSumSource(!!w, 1), [rows], k, [...base, ...wArg]);
-  const dX = rt.launch(`lnDX:${tag}`, dXSource(!!w), x.shape, k, [...base, sD, sDX, ...wArg]);
+  const dX = rt.launch(`lnDX:${tag}`, dXSource(!!w), z.out, k, [...base, sD, sDX, ...wArg]);
   rt.free(sD.store.data);
   rt.free(sDX.store.data);
   const dW = w ? rt.launch(`lnDW:${rows}:${C}`, colSumSource(0), [C], k, base) : null;

@@ -4,22 +4,20 @@
 //
 // Every kernel writes one flat output element per thread (this.thread.x) and reads its
 // inputs by flat index; shapes arrive as kernel constants, so each shape compiles once.
+// Sizes come checked from the op table (src/op-specs.ts); nothing here validates.
 // NOTE: sums accumulate in float32 in the kernel's loop order (the CPU reference uses
 // float64); measured errors are in spec/backends/gpujs.md.
 
-import { numel } from '../../../src/backend.ts';
-import { check } from '../../../src/errors.ts';
+import type { ElementwiseSizes, MatmulSizes, PermuteSizes } from '../../../src/backend.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
-import { expectRank, f32, matmulShape, sameShape } from '../shapes.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 
 const COPY = kernelSource(['a'], 'return a[this.thread.x];');
 const FILL = kernelSource(['c'], 'return c;');
 
-/** A device tensor holding the host data (uploaded once, then resident). */
+/** A device tensor holding the host data (uploaded once, then resident); data.length = numel(shape). */
 export function upload(rt: Runtime, data: Float32Array, shape: readonly number[]): GHandle {
-  const size = numel(shape);
-  check(data.length === size, `tensor data has ${data.length} elements, shape [${shape}] needs ${size}`);
+  const size = data.length;
   const host = Float32Array.from(data);
   if (rt.mode === 'cpu' || rt.mode === 'webasm') {
     // These modes keep tensors as Float32Array already: no kernel needed.
@@ -42,26 +40,29 @@ const MATMUL = kernelSource(['a', 'b'], `${divmod('bt', 'ij', 'this.thread.x', '
   ${sum('acc', 'k', 'K', 'a[ai + k * this.constants.aK] * b[bi + k * this.constants.bK]')}
   return acc;`);
 
-/** C [..., M, N] = op(A)·op(B); strides turn the transposes into index arithmetic. */
-export function matmul(rt: Runtime, a: GHandle, b: GHandle, transA: boolean, transB: boolean): GHandle {
-  const { lead, M, K, N, bBatched } = matmulShape(a, b, transA, transB);
+/** C = op(A)·op(B), shape z.out; strides turn the transposes into index arithmetic. */
+export function matmul(rt: Runtime, z: MatmulSizes, a: GHandle, b: GHandle): GHandle {
+  const { batch, M, K, N, transA, transB, bBatched } = z;
   const c = blocks(inv({
     MN: M * N, N, K,
     aB: M * K, aI: transA ? 1 : K, aK: transA ? M : 1, // A stored (M,K) or (K,M)
     bB: bBatched ? K * N : 0, bJ: transB ? K : 1, bK: transB ? 1 : N, // B stored (K,N) or (N,K)
   }, 'MN', 'N'), 'K');
-  const key = `matmul:${a.shape}:${b.shape}:${transA}:${transB}`;
-  if (K === 0) return fill(rt, [...lead, M, N], 0);
-  return rt.launch(key, MATMUL, [...lead, M, N], c, [a, b]);
+  // Every constant above follows from these, and the output size from batch·M·N.
+  const key = `matmul:${batch}:${M}:${K}:${N}:${transA}:${transB}:${bBatched}`;
+  if (K === 0) return fill(rt, z.out, 0);
+  return rt.launch(key, MATMUL, z.out, c, [a, b]);
+}
+
+/** The sizes of a plain 2-D product (M, K)·(K, N), either operand stored transposed. */
+export function matmul2d(M: number, K: number, N: number, transA: boolean, transB: boolean): MatmulSizes {
+  return { batch: 1, M, K, N, transA, transB, bBatched: false, lead: [], out: [M, N] };
 }
 
 const ADD = kernelSource(['a', 'b'], 'return a[this.thread.x] + b[this.thread.x];');
 
-export function add(rt: Runtime, a: GHandle, b: GHandle): GHandle {
-  f32(a, 'add a');
-  f32(b, 'add b');
-  check(sameShape(a.shape, b.shape), `add: shapes differ: [${a.shape}] vs [${b.shape}]`);
-  return rt.launch(`add:${a.size}`, ADD, a.shape, {}, [a, b]);
+export function add(rt: Runtime, z: ElementwiseSizes, a: GHandle, b: GHandle): GHandle {
+  return rt.launch(`add:${z.size}`, ADD, z.out, {}, [a, b]);
 }
 
 const PERMUTE = kernelSource(['x'], `${divmod('r1', 'd', 'this.thread.x', 'D')}
@@ -70,12 +71,11 @@ const PERMUTE = kernelSource(['x'], `${divmod('r1', 'd', 'this.thread.x', 'D')}
   return x[((a * this.constants.B + b) * this.constants.C + c) * this.constants.D + d];`);
 
 /** out [a, c, b, d] = x [a, b, c, d]; each out element gathers its source. */
-export function permute0213(rt: Runtime, x: GHandle): GHandle {
-  expectRank(f32(x, 'permute0213 x'), 4, 'permute0213 x');
-  const [A, B, C, D] = x.shape;
+export function permute0213(rt: Runtime, z: PermuteSizes, x: GHandle): GHandle {
+  const { b: B, c: C, d: D } = z;
   // out (A, C, B, D): the flat out index splits into (a, c, b, d), innermost first.
   const k = inv({ D, B, C }, 'D', 'B', 'C');
-  return rt.launch(`permute:${x.shape}`, PERMUTE, [A, C, B, D], k, [x]);
+  return rt.launch(`permute:${x.shape}`, PERMUTE, z.out, k, [x]);
 }
 
 /** Elements summed per thread at each level of the sum-of-squares tree. */
@@ -107,12 +107,11 @@ function sumSquaresOne(rt: Runtime, x: GHandle): GHandle {
 
 /** Σ x² over every element of every tensor → []. */
 export function sumSquares(rt: Runtime, ts: readonly GHandle[]): GHandle {
-  ts.forEach((t, i) => f32(t, `sumSquares [${i}]`));
   const parts = ts.filter((t) => t.size > 0).map((t) => sumSquaresOne(rt, t));
   if (parts.length === 0) return fill(rt, [], 0);
   let total = parts[0];
   for (const p of parts.slice(1)) {
-    const next = add(rt, total, p);
+    const next = add(rt, { size: 1, out: [] }, total, p);
     rt.free(total.store.data);
     rt.free(p.store.data);
     total = next;

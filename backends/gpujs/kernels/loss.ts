@@ -1,7 +1,8 @@
 // GPU.js kernels for the token embedding (gather, and its scatter-add backward) and the mean
 // cross-entropy with its backward.
 // Omits: device-side id validation: ids and targets are i32 tensors whose host copy the
-// backend keeps from `uploadInt`, so range checks throw on the host before any launch.
+// backend keeps from `uploadInt`, so the CPU reference's own range check (checkIds) throws
+// on the host before any launch, with its message. Sizes come checked from the op table.
 //
 // Dimension legend: N = positions (B·T), V = vocab, C = channels.
 // The scatter-add dTable[v] = Σ_{i: ids[i] = v} dOut[i] is written gather-style (GPU.js has
@@ -9,10 +10,9 @@
 // [N], `start` [V], `count` [V]), and each (v, c) thread sums its own positions, in
 // position order, like the reference.
 
-import { check } from '../../../src/errors.ts';
+import type { CrossEntropySizes, EmbeddingSizes } from '../../../src/backend.ts';
 import { checkIds } from '../../../src/ops/embedding.ts';
-import type { GHandle, Runtime } from '../runtime.ts';
-import { expectRank, expectShape, f32, i32, last } from '../shapes.ts';
+import { hostIds, type GHandle, type Runtime } from '../runtime.ts';
 import { blocks, divmod, inv, kernelSource, sum } from './snippets.ts';
 import { upload } from './linalg.ts';
 
@@ -20,19 +20,17 @@ const GATHER = kernelSource(['ids', 'table'], `const x = this.thread.x;
   ${divmod('i', 'c', 'x', 'C')}
   return table[ids[i] * this.constants.C + c];`);
 
-export function embedding(rt: Runtime, ids: GHandle, table: GHandle): GHandle {
-  const idd = i32(ids, 'embedding ids');
-  expectRank(f32(table, 'embedding table'), 2, 'embedding table [V, C]');
-  const [V, C] = table.shape;
-  checkIds(idd, V);
-  if (idd.length === 0 || C === 0) return rt.make([...ids.shape, C]);
-  return rt.launch(`embed:${idd.length}:${V}:${C}`, GATHER, [...ids.shape, C], inv({ C }, 'C'), [ids, table]);
+export function embedding(rt: Runtime, z: EmbeddingSizes, ids: GHandle, table: GHandle): GHandle {
+  const { rows, V, C } = z;
+  checkIds(hostIds(ids), V);
+  if (rows === 0 || C === 0) return rt.make(z.out);
+  return rt.launch(`embed:${rows}:${V}:${C}`, GATHER, z.out, inv({ C }, 'C'), [ids, table]);
 }
 
 /** The CSR plan of ids over vocab V, uploaded once and kept with the ids tensor. */
 function scatterPlan(rt: Runtime, ids: GHandle, V: number): { plan: GHandle[]; maxCount: number } {
   const slot = ids.store.data;
-  const idd = slot.ints!;
+  const idd = hostIds(ids);
   const count = new Float32Array(V), start = new Float32Array(V);
   for (const id of idd) count[id]++;
   let maxCount = 0;
@@ -61,25 +59,15 @@ const SCATTER = kernelSource(['dOut', 'order', 'start', 'count'], `const x = thi
   }
   return acc;`);
 
-export function embeddingBackward(rt: Runtime, ids: GHandle, dOut: GHandle, vocab: number): GHandle {
-  const idd = i32(ids, 'embeddingBackward ids');
-  const C = last(f32(dOut, 'embeddingBackward dOut'), 'embeddingBackward dOut');
-  expectShape(dOut, [...ids.shape, C], 'embeddingBackward dOut');
-  check(Number.isInteger(vocab) && vocab > 0, `embeddingBackward: vocab must be a positive integer, got ${vocab}`);
-  checkIds(idd, vocab);
-  if (idd.length === 0 || C === 0) return upload(rt, new Float32Array(vocab * C), [vocab, C]);
+export function embeddingBackward(rt: Runtime, z: EmbeddingSizes, ids: GHandle, dOut: GHandle): GHandle {
+  const { rows, V: vocab, C } = z;
+  checkIds(hostIds(ids), vocab);
+  if (rows === 0 || C === 0) return upload(rt, new Float32Array(vocab * C), z.out);
   const { plan, maxCount } = scatterPlan(rt, ids, vocab);
   // The loop bound is a constant of the kernel: round it up so batches share kernels.
   const bound = 2 ** Math.ceil(Math.log2(Math.max(1, maxCount)));
   const k = inv({ C, maxCount: bound }, 'C');
-  return rt.launch(`scatter:${idd.length}:${vocab}:${C}:${bound}`, SCATTER, [vocab, C], k, [dOut, ...plan]);
-}
-
-function ceDims(logits: GHandle, targets: GHandle, what: string): { N: number; V: number } {
-  const V = last(f32(logits, `${what} logits`), `${what} logits`);
-  const N = V === 0 ? 0 : logits.size / V;
-  check(targets.size === N, `${what}: ${N} logit rows but ${targets.size} targets ([${targets.shape}])`);
-  return { N, V };
+  return rt.launch(`scatter:${rows}:${vocab}:${C}:${bound}`, SCATTER, z.out, k, [dOut, ...plan]);
 }
 
 /** Per row: lse = m + log Σ e^{l − m}, m the row max. */
@@ -93,11 +81,9 @@ const LSE = kernelSource(['logits'], `const o = this.thread.x * this.constants.V
 const LOSS = kernelSource(['logits', 'lse', 'targets'], `${sum('acc', 'i', 'N', 'lse[i] - logits[i * this.constants.V + targets[i]]')}
   return acc / this.constants.N;`);
 
-export function crossEntropy(rt: Runtime, logits: GHandle, targets: GHandle) {
-  const td = i32(targets, 'crossEntropy targets');
-  const { N, V } = ceDims(logits, targets, 'crossEntropy');
-  check(N > 0, 'crossEntropy: no rows');
-  checkIds(td, V, 'target');
+export function crossEntropy(rt: Runtime, z: CrossEntropySizes, logits: GHandle, targets: GHandle) {
+  const { N, V } = z;
+  checkIds(hostIds(targets), V, 'target');
   const k = blocks({ N, V }, 'N', 'V');
   const lse = rt.launch(`ceLse:${N}:${V}`, LSE, [N], k, [logits]);
   const loss = rt.launch(`ceLoss:${N}:${V}`, LOSS, [], k, [logits, lse, targets]);
@@ -111,12 +97,10 @@ const CE_GRAD = kernelSource(['logits', 'lse', 'targets', 'scale'], `const x = t
   return scale * g;`);
 
 export function crossEntropyBackward(
-  rt: Runtime, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number,
+  rt: Runtime, z: CrossEntropySizes, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number,
 ): GHandle {
-  const td = i32(targets, 'crossEntropyBackward targets');
-  const { N, V } = ceDims(logits, targets, 'crossEntropyBackward');
-  expectShape(f32(lse, 'crossEntropyBackward lse'), [N], 'crossEntropyBackward lse');
-  checkIds(td, V, 'target');
+  const { N, V } = z;
+  checkIds(hostIds(targets), V, 'target');
   if (logits.size === 0) return rt.make(logits.shape);
   return rt.launch(`ceGrad:${N}:${V}`, CE_GRAD, logits.shape, inv({ V }, 'V'), [logits, lse, targets, dLoss / N]);
 }

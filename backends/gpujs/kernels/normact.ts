@@ -11,10 +11,10 @@
 //   softmax:      stat lse of s;        a = normN·e^{s−lse};  dot = Σ e^{s−lse}·dA
 //                 dS = a·(dA − dot)
 // (1/‖·‖² = c²/normN, so the zero-norm rows get a = 0 and dS = 0, as in the CPU reference.)
+// Sizes and parameters come checked from the op table (src/op-specs.ts).
 
-import type { NormActParams, Variant } from '../../../src/backend.ts';
+import type { NormActParams, RowSizes, Variant } from '../../../src/backend.ts';
 import type { GHandle, Runtime } from '../runtime.ts';
-import { checkNormAct, expectShape, f32, rowsOf } from '../shapes.ts';
 import { blocks, divmod, gelu, geluGrad, geluWithGrad, inv, kernelSource, sum } from './snippets.ts';
 
 const ROW = 'const o = this.thread.x * this.constants.n;';
@@ -111,21 +111,18 @@ export function normActGrad(
   return dS;
 }
 
-export function normAct(rt: Runtime, s: GHandle, p: NormActParams): GHandle {
-  const { rows, n } = rowsOf(f32(s, 'normAct s'), 'normAct s');
-  checkNormAct(p, 'normAct');
-  if (s.size === 0) return rt.make(s.shape);
+export function normAct(rt: Runtime, z: RowSizes, s: GHandle, p: NormActParams): GHandle {
+  const { rows, n } = z;
+  if (s.size === 0) return rt.make(z.out);
   const st = normActStat(rt, s, rows, n, p);
   const a = normActApply(rt, s, st, n, p);
   rt.free(st.store.data);
   return a;
 }
 
-export function normActBackward(rt: Runtime, s: GHandle, dA: GHandle, p: NormActParams): GHandle {
-  const { rows, n } = rowsOf(f32(s, 'normActBackward s'), 'normActBackward s');
-  expectShape(f32(dA, 'normActBackward dA'), s.shape, 'normActBackward dA');
-  checkNormAct(p, 'normActBackward');
-  if (s.size === 0) return rt.make(s.shape);
+export function normActBackward(rt: Runtime, z: RowSizes, s: GHandle, dA: GHandle, p: NormActParams): GHandle {
+  const { rows, n } = z;
+  if (s.size === 0) return rt.make(z.out);
   const st = normActStat(rt, s, rows, n, p);
   const dS = normActGrad(rt, s, dA, st, rows, n, p);
   rt.free(st.store.data);
