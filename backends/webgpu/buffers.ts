@@ -3,7 +3,6 @@
 // as the CPU reference does, before any kernel reads them.
 // Omits: sub-allocation inside big buffers, memory pressure callbacks.
 
-import { check } from '../../src/errors.ts';
 import { Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
 import { GpuContext, type Binding } from './device.ts';
 import { MAP_READ, USAGE } from './usage.ts';
@@ -71,6 +70,11 @@ class Pool {
   }
 }
 
+/** Internal invariant: a kernel binds only live tensors (the op table checked the caller's). */
+function live(t: GHandle): void {
+  if (t.disposed) throw new Error(`internal: a disposed [${t.shape}] tensor was bound to a kernel`);
+}
+
 /** Allocation, upload, readback and disposal of tensor handles. */
 export class Mem {
   private readonly pool: Pool;
@@ -91,7 +95,7 @@ export class Mem {
 
   /** The storage binding of a whole tensor. */
   bind(t: GHandle): Binding {
-    check(!t.disposed, 'WebGPU: a disposed tensor was passed to a kernel');
+    live(t);
     const size = t.size * 4;
     this.ctx.checkBinding(size, `a [${t.shape}] tensor`);
     return { buffer: t.store.data, size };
@@ -102,7 +106,7 @@ export class Mem {
    * (minStorageBufferOffsetAlignment), so the kernel indexes it from `shift` = lo − start.
    */
   window(t: GHandle, lo: number, hi: number): { bind: Binding; shift: number } {
-    check(!t.disposed, 'WebGPU: a disposed tensor was passed to a kernel');
+    live(t);
     const align = this.ctx.bindAlign;
     const start = Math.floor((lo * 4) / align) * align;
     const size = Math.max(4, hi * 4 - start);
@@ -144,7 +148,8 @@ export class Mem {
   }
 
   upload(data: Float32Array | Int32Array, shape: Shape, dtype: DType): GHandle {
-    check(data.length === numel(shape), () => `upload: ${data.length} values for shape [${shape}]`);
+    // Internal invariant: defineBackend checked the caller's uploads; the kernels' own match.
+    if (data.length !== numel(shape)) throw new Error(`internal: upload of ${data.length} values for shape [${shape}]`);
     // Pooled buffers may still be named by encoded, unsubmitted commands; writeBuffer runs
     // before those on the queue, so submit them first.
     this.ctx.flush();
@@ -157,7 +162,8 @@ export class Mem {
   /** The host copy of an i32 tensor's ids (every i32 tensor comes from `upload`). */
   hostInts(t: GHandle): Int32Array {
     const ids = this.ints.get(t.store);
-    check(t.dtype === 'i32' && ids, () => `WebGPU: expected an i32 tensor, got ${t.dtype} [${t.shape}]`);
+    // Internal invariant: the op table checked the dtype, and every i32 tensor is uploaded.
+    if (!ids) throw new Error(`internal: no host copy of the ${t.dtype} [${t.shape}] tensor`);
     return ids;
   }
 
@@ -169,8 +175,7 @@ export class Mem {
   }
 
   async read(t: GHandle): Promise<Float32Array> {
-    this.ctx.assertOk();
-    check(!t.disposed, 'WebGPU: read of a disposed tensor');
+    this.ctx.assertOk(); // t is live: defineBackend's read checked it
     if (t.dtype === 'i32') {
       await this.ctx.sync();
       return Float32Array.from(this.hostInts(t));
