@@ -1,20 +1,24 @@
 // The WebGPU backend on Dawn for Node (npm `webgpu`): loads Dawn with `await import()`, asks
 // the adapter for its highest buffer limits, and maps the backend contract onto the WGSL
-// kernels in ./kernels. Every kernel is checked against the CPU reference (test/webgpu.test.ts).
+// kernels in ./kernels. defineBackend (src/define-backend.ts) runs the op table before every
+// kernel, so the kernels receive checked sizes and validate nothing of the ops' rules; what
+// they still throw is the device's own (bindings or grids over its limits, a lost device).
+// Every kernel is checked against the CPU reference (test/webgpu.test.ts).
 // Omits: multi-device use, f16.
 
-import { reshapeHandle, type Backend, type Kernels } from '../../src/backend.ts';
+import { reshapeHandle, type Backend } from '../../src/backend.ts';
+import { defineBackend, type RawKernels } from '../../src/define-backend.ts';
 import { Mem, type GHandle } from './buffers.ts';
 import { GpuContext, type KernelStyle } from './device.ts';
 import type { KernelTime } from './profiler.ts';
 import type { Env } from './kernels/common.ts';
-import { attention, attentionBackward } from './kernels/attention.ts';
+import { attentionPair } from './kernels/attention.ts';
 import { add, makeRotary, permute0213 } from './kernels/elementwise.ts';
 import { layerNorm, layerNormBackward } from './kernels/layernorm.ts';
 import { matmul } from './kernels/matmul.ts';
 import { normAct, normActBackward } from './kernels/normact.ts';
 import { adamw } from './kernels/optim.ts';
-import { pattention, pattentionBackward } from './kernels/pattention.ts';
+import { pattentionPair } from './kernels/pattention.ts';
 import { sumSquares } from './kernels/reduce.ts';
 import { causalSoftmax, causalSoftmaxBackward } from './kernels/softmax.ts';
 import { crossEntropy, crossEntropyBackward, embedding, embeddingBackward } from './kernels/tokens.ts';
@@ -40,24 +44,25 @@ export type WebGPUBackend = Backend<GHandle> & {
   stopProfile(): Promise<Map<string, KernelTime>>;
 };
 
-function kernels(env: Env, rotary: ReturnType<typeof makeRotary>): Kernels<GHandle> {
+/** Each kernel receives its checked sizes z (src/op-specs.ts) first. */
+function kernels(env: Env, rotary: ReturnType<typeof makeRotary>): RawKernels<GHandle> {
   return {
-    matmul: (a, b, tA, tB) => matmul(env, a, b, tA, tB),
-    add: (a, b) => add(env, a, b),
-    normAct: (s, p) => normAct(env, s, p),
-    normActBackward: (s, dA, p) => normActBackward(env, s, dA, p),
-    layerNorm: (x, w, b, eps) => layerNorm(env, x, w, b, eps),
-    layerNormBackward: (dY, x, mean, rstd, w) => layerNormBackward(env, dY, x, mean, rstd, w),
-    rotary: (x, p, inverse) => rotary.rotary(x, p, inverse),
-    permute0213: (x) => permute0213(env, x),
-    causalSoftmax: (s, scale) => causalSoftmax(env, s, scale),
-    causalSoftmaxBackward: (p, dP, scale) => causalSoftmaxBackward(env, p, dP, scale),
-    embedding: (ids, table) => embedding(env, ids, table),
-    embeddingBackward: (ids, dOut, vocab) => embeddingBackward(env, ids, dOut, vocab),
-    crossEntropy: (logits, targets) => crossEntropy(env, logits, targets),
-    crossEntropyBackward: (logits, lse, targets, dLoss) => crossEntropyBackward(env, logits, lse, targets, dLoss),
-    sumSquares: (ts) => sumSquares(env, ts),
-    adamw: (param, grad, m, v, p, gns) => adamw(env, param, grad, m, v, p, gns),
+    matmul: (z, a, b) => matmul(env, z, a, b),
+    add: (z, a, b) => add(env, z, a, b),
+    normAct: (z, s, p) => normAct(env, z, s, p),
+    normActBackward: (z, s, dA, p) => normActBackward(env, z, s, dA, p),
+    layerNorm: (z, x, w, b, eps) => layerNorm(env, z, x, w, b, eps),
+    layerNormBackward: (z, dY, x, mean, rstd, w) => layerNormBackward(env, z, dY, x, mean, rstd, w),
+    rotary: (z, x, p, inverse) => rotary.rotary(z, x, p, inverse),
+    permute0213: (z, x) => permute0213(env, z, x),
+    causalSoftmax: (z, s, scale) => causalSoftmax(env, z, s, scale),
+    causalSoftmaxBackward: (z, p, dP, scale) => causalSoftmaxBackward(env, z, p, dP, scale),
+    embedding: (z, ids, table) => embedding(env, z, ids, table),
+    embeddingBackward: (z, ids, dOut) => embeddingBackward(env, z, ids, dOut),
+    crossEntropy: (z, logits, targets) => crossEntropy(env, z, logits, targets),
+    crossEntropyBackward: (z, logits, lse, targets, dLoss) => crossEntropyBackward(env, z, logits, lse, targets, dLoss),
+    sumSquares: (_z, ts) => sumSquares(env, ts),
+    adamw: (z, param, grad, m, v, p, gns) => adamw(env, z, param, grad, m, v, p, gns),
   };
 }
 
@@ -71,18 +76,15 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
   return {
     name: 'webgpu',
     adapter: description,
-    ops: kernels(env, rotary),
-    fused: {
-      pattention: (x, k, v, p) => pattention(env, x, k, v, p),
-      pattentionBackward: (dOut, x, k, v, saved, p) => pattentionBackward(env, dOut, x, k, v, saved, p),
-      attention: (q, k, v) => attention(env, q, k, v),
-      attentionBackward: (dOut, q, k, v, saved) => attentionBackward(env, dOut, q, k, v, saved),
-    },
-    upload: (data, shape) => mem.upload(data, shape, 'f32'),
-    uploadInt: (data, shape) => mem.upload(data, shape, 'i32'),
-    zeros: (shape) => mem.zeros(shape),
-    reshape: (t, shape) => reshapeHandle(t, shape),
-    read: (t) => mem.read(t),
+    ...defineBackend({
+      kernels: kernels(env, rotary),
+      fused: { pattention: pattentionPair(env), attention: attentionPair(env) },
+      upload: (data, shape) => mem.upload(data, shape, 'f32'),
+      uploadInt: (data, shape) => mem.upload(data, shape, 'i32'),
+      zeros: (shape) => mem.zeros(shape),
+      reshape: (t, shape) => reshapeHandle(t, shape),
+      read: (t) => mem.read(t),
+    }),
     dispose: (t) => mem.dispose(t),
     sync: () => ctx.sync(),
     startProfile: () => ctx.startProfile(),

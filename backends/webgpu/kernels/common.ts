@@ -3,28 +3,13 @@
 // and the one registry of kernel definitions (kernelDef).
 // Omits: subgroup operations (not every adapter has them; these reductions are portable).
 
-import type { Shape } from '../../../src/backend.ts';
-import { check } from '../../../src/errors.ts';
 import type { GpuContext, KernelDef } from '../device.ts';
-import type { GHandle, Mem } from '../buffers.ts';
+import type { Mem } from '../buffers.ts';
 
 /** What a kernel wrapper needs: the device context and tensor memory. */
 export interface Env {
   ctx: GpuContext;
   mem: Mem;
-}
-
-/** The leading-dims product and last dim of a shape ([] counts as 1 × 1). */
-export function rowsCols(shape: Shape): { rows: number; cols: number } {
-  const cols = shape.length ? shape[shape.length - 1] : 1;
-  let rows = 1;
-  for (let i = 0; i < shape.length - 1; i++) rows *= shape[i];
-  return { rows, cols };
-}
-
-export function sameShape(a: GHandle, b: GHandle, op: string): void {
-  check(a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]),
-    () => `${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
 /**

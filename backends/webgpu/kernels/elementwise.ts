@@ -1,15 +1,14 @@
 // Elementwise and index-map kernels: add, permute0213, rotary (GPT-NeoX rotate_half). The
 // index maps run one invocation per contiguous row, so integer division (scalarized on CPU
 // adapters) happens per row, not per element.
+// Each takes its checked sizes from the op table (src/op-specs.ts) and validates nothing.
 // Omits: broadcasting (the contract has none).
 
-import { check } from '../../../src/errors.ts';
-import type { RotaryParams } from '../../../src/backend.ts';
+import type { ElementwiseSizes, PermuteSizes, RotaryOpSizes, RotaryParams } from '../../../src/backend.ts';
 import { rotaryTables } from '../../../src/ops/rotary.ts';
-import { rotaryOffset } from '../../../src/op-specs.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, sameShape, type Env } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, type Env } from './common.ts';
 
 /**
  * Elements (or vec4s) per invocation of add and AdamW. llvmpipe pays ~80 ns per 8-lane group
@@ -38,13 +37,12 @@ const ADD = addDef(false);
 const ADD4 = addDef(true);
 
 /** y = a + b, equal shapes; vec4 loads when the size allows (4× fewer memory ops). */
-export function add(env: Env, a: GHandle, b: GHandle): GHandle {
-  sameShape(a, b, 'add');
+export function add(env: Env, z: ElementwiseSizes, a: GHandle, b: GHandle): GHandle {
   const { mem } = env;
-  const y = mem.alloc(a.shape);
-  const vec = a.size % 4 === 0;
+  const y = mem.alloc(z.out);
+  const vec = z.size % 4 === 0;
   // Over the binding limit: aligned element ranges, one dispatch each (mem.ranges).
-  for (const [lo, hi] of mem.ranges(a.size)) {
+  for (const [lo, hi] of mem.ranges(z.size)) {
     const n = vec ? (hi - lo) / 4 : hi - lo;
     const binds = [a, b, y].map((t) => mem.window(t, lo, hi).bind);
     runElems(env, vec ? ADD4 : ADD, binds, [n], Math.ceil(n / PER));
@@ -78,10 +76,9 @@ const PERMUTE = permuteDef(false);
 const PERMUTE4 = permuteDef(true);
 
 /** [a, b, c, d] → [a, c, b, d]. */
-export function permute0213(env: Env, x: GHandle): GHandle {
-  check(x.shape.length === 4, () => `permute0213: want a 4-D tensor, got [${x.shape}]`);
-  const [A, B, C, D] = x.shape;
-  const y = env.mem.alloc([A, C, B, D]);
+export function permute0213(env: Env, z: PermuteSizes, x: GHandle): GHandle {
+  const { a: A, b: B, c: C, d: D } = z;
+  const y = env.mem.alloc(z.out);
   const vec = D % 4 === 0;
   const rows = A * B * C;
   runElems(env, vec ? PERMUTE4 : PERMUTE, [env.mem.bind(x), env.mem.bind(y)], [rows, B, C, vec ? D / 4 : D], rows, 64);
@@ -145,15 +142,11 @@ function tables(env: Env, cache: Map<string, GHandle>, len: number, p: RotaryPar
 export function makeRotary(env: Env) {
   const cache = new Map<string, GHandle>();
   return {
-    rotary(x: GHandle, p: RotaryParams, inverse: boolean): GHandle {
-      check(x.shape.length === 4, () => `rotary: want [B, T, H, D], got [${x.shape}]`);
-      const [, T, H, D] = x.shape;
-      check(Number.isInteger(p.rotaryDim) && p.rotaryDim >= 0 && p.rotaryDim % 2 === 0 && p.rotaryDim <= D,
-        () => `rotary: rotaryDim must be even and in [0, ${D}], got ${p.rotaryDim}`);
-      check(p.base > 0, () => `rotary: base must be > 0, got ${p.base}`);
-      const off = rotaryOffset(p);
-      const y = env.mem.alloc(x.shape);
-      const rows = x.size / D;
+    /** x: [B, T, H, D] at positions z.offset + t. */
+    rotary(z: RotaryOpSizes, x: GHandle, p: RotaryParams, inverse: boolean): GHandle {
+      const { T, H, D, offset: off } = z;
+      const y = env.mem.alloc(z.out);
+      const rows = z.B * T * H;
       // rotaryDim 0 binds a dummy table: the kernel only copies.
       const cs = p.rotaryDim === 0
         ? tables(env, cache, 1, { ...p, rotaryDim: 2 })

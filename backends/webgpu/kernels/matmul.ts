@@ -2,11 +2,11 @@
 // only one with the Θ prologue) in the 'gpu' style; on CPU adapters the subgroup kernel
 // (matmul_subgroup.ts) with 8-wide subgroups, else the rowcast kernels (matmul_rowcast.ts);
 // the split path (matmul_split.ts) when an operand is over the binding limit.
+// The sizes come checked from the op table (src/op-specs.ts); nothing here validates shapes.
 // Omits: autotuning (the kernel follows from the adapter style and the shape alone).
 
+import type { MatmulDims, MatmulSizes } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
-import type { MatmulDims } from '../../../src/ops/matmul.ts';
-import { matmulShape } from '../../../src/shapes.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { kernelDef, type Env } from './common.ts';
@@ -17,12 +17,6 @@ import { TILE, matmulWGSL, type AXform } from './matmul_tiled.ts';
 
 function getDef(transA: boolean, transB: boolean, xf: AXform): KernelDef {
   return kernelDef(`matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${xf}`, 'uuuuuuuu', () => matmulWGSL(transA, transB, xf));
-}
-
-/** The dims of op(a)·op(b) under the contract's shape rules (src/shapes.ts); throws on a mismatch. */
-export function matmulDims(a: GHandle, b: GHandle, transA: boolean, transB: boolean): MatmulDims {
-  const { batch, M, K, N, bBatched } = matmulShape(a, b, transA, transB);
-  return { batch, M, K, N, transA, transB, bBatched };
 }
 
 function getRowcast(transA: boolean, transB: boolean, lanes: number, vec: boolean): KernelDef {
@@ -102,6 +96,7 @@ export function matmulInto(
   }
   const k = getDef(d.transA, d.transB, xf);
   const [gx, gy] = [Math.ceil(d.N / TILE), Math.ceil(d.M / TILE)];
+  // Kept: a device limit (maxComputeWorkgroupsPerDimension), not an op rule.
   check(gx <= ctx.maxGroups && gy <= ctx.maxGroups, () => `matmul: [${d.M}, ${d.N}] output needs a ${gx}×${gy} grid, over ${ctx.maxGroups}`);
   const binds = [mem.bind(a), mem.bind(b), mem.bind(c)];
   if (xf !== 'none') binds.push(mem.bind(stats!));
@@ -112,14 +107,10 @@ export function matmulInto(
   }
 }
 
-/** The contract's matmul: a new tensor [...lead, M, N]. */
-export function matmul(env: Env, a: GHandle, b: GHandle, transA: boolean, transB: boolean): GHandle {
-  const d = matmulDims(a, b, transA, transB);
-  const c = env.mem.alloc([...a.shape.slice(0, -2), d.M, d.N]);
-  if (d.K === 0) {
-    env.mem.dispose(c);
-    return env.mem.zeros([...a.shape.slice(0, -2), d.M, d.N]);
-  }
-  matmulInto(env, c, a, b, d);
+/** The contract's matmul: a new tensor z.out = [...lead, M, N]. */
+export function matmul(env: Env, z: MatmulSizes, a: GHandle, b: GHandle): GHandle {
+  if (z.K === 0) return env.mem.zeros(z.out);
+  const c = env.mem.alloc(z.out);
+  matmulInto(env, c, a, b, z);
   return c;
 }

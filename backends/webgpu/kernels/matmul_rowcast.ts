@@ -7,7 +7,7 @@
 // more than it saves; measured ~2–3× faster here on lavapipe (spec/backends/webgpu.md).
 // Omits: a prologue on A (Pattention materializes Θ(S) on these adapters instead).
 
-import type { MatmulDims } from '../../../src/ops/matmul.ts';
+import type { MatmulDims } from '../../../src/backend.ts';
 
 /** Rows per invocation. */
 export const RC_ROWS = 8;

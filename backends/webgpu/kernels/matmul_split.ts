@@ -6,7 +6,7 @@
 // Omits: the Θ prologue (Pattention's operands are far below the limit), the rowcast
 // kernels (CPU adapters without 8-wide subgroups use the strided tiled kernel here).
 
-import type { MatmulDims } from '../../../src/ops/matmul.ts';
+import type { MatmulDims } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import { kernelDef, type Env } from './common.ts';
 import { matmulWGSL } from './matmul_tiled.ts';

@@ -11,7 +11,7 @@
 // Operands may be strided batches (Strided: attention reads (B, T, H, D) heads in place).
 // Omits: the Θ prologue, N or K not multiples of 4 (rowcast handles those).
 
-import type { MatmulDims } from '../../../src/ops/matmul.ts';
+import type { MatmulDims } from '../../../src/backend.ts';
 
 /** Rows per workgroup: RS groups of 8 (one per subgroup lane). */
 export interface SgShape {

@@ -5,12 +5,11 @@
 // NOTE: a zero-norm row gives a = 0 and dS = 0, as the CPU reference (the official code
 // gives NaN there).
 
-import { VARIANTS, type NormActParams, type Variant } from '../../../src/backend.ts';
-import { check } from '../../../src/errors.ts';
+import type { NormActParams, RowSizes, Variant } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { NORMACT4_ROWS, bwd4Def, fwd4Def } from './normact4.ts';
-import { WGSL_GELU, kernelDef, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+import { WGSL_GELU, kernelDef, layoutKey, rowLayout, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
 
 /** A row loop over this invocation's share of the n scores. */
 const loop = (l: RowLayout, body: string) => `for (var j = lane; j < p.n; j = j + ${l.tpr}u) { ${body} }`;
@@ -116,21 +115,14 @@ function bwdDef(v: Variant, l: RowLayout): KernelDef {
   return kernelDef(`normact_bwd_${v}_${layoutKey(l)}`, 'uuff', () => kernel(l, outs, v === 'softmax' ? statsFn(v, l) : '', bwdBody(v, l)));
 }
 
-/** The CPU backend's check of Θ's settings (same message, UserError). */
-export function checkNormAct(p: NormActParams, what: string): void {
-  check(VARIANTS.includes(p.variant), `${what}: unknown norm activation '${p.variant}'`);
-  check(Number.isFinite(p.normN) && p.normN > 0, `${what}: normN must be > 0, got ${p.normN}`);
-}
-
 function params(rows: number, n: number, p: NormActParams): number[] {
   return [rows, n, Math.sqrt(p.normN), p.normN];
 }
 
-/** a = Θ(s) row-wise over the last dim. */
-export function normAct(env: Env, s: GHandle, p: NormActParams): GHandle {
-  checkNormAct(p, 'normAct');
-  const { rows, cols } = rowsCols(s.shape);
-  const a = env.mem.alloc(s.shape);
+/** a = Θ(s) row-wise over the last dim: z.rows rows of z.n. */
+export function normAct(env: Env, z: RowSizes, s: GHandle, p: NormActParams): GHandle {
+  const { rows, n: cols } = z;
+  const a = env.mem.alloc(z.out);
   const l = rowLayout(env, cols);
   const def = l.tpr === 1 && l.rpw === NORMACT4_ROWS && cols % 4 === 0 ? fwd4Def(p.variant) : fwdDef(p.variant, l);
   runRows(env, def, [env.mem.bind(s), env.mem.bind(a)], params(rows, cols, p), rows, l);
@@ -138,11 +130,9 @@ export function normAct(env: Env, s: GHandle, p: NormActParams): GHandle {
 }
 
 /** dS from dA and the scores s. */
-export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActParams): GHandle {
-  sameShape(s, dA, 'normActBackward');
-  checkNormAct(p, 'normActBackward');
-  const { rows, cols } = rowsCols(s.shape);
-  const dS = env.mem.alloc(s.shape);
+export function normActBackward(env: Env, z: RowSizes, s: GHandle, dA: GHandle, p: NormActParams): GHandle {
+  const { rows, n: cols } = z;
+  const dS = env.mem.alloc(z.out);
   const binds = [env.mem.bind(s), env.mem.bind(dA), env.mem.bind(dS)];
   const l = rowLayout(env, cols);
   const def = l.tpr === 1 && l.rpw === NORMACT4_ROWS && cols % 4 === 0 ? bwd4Def(p.variant) : bwdDef(p.variant, l);
@@ -151,8 +141,8 @@ export function normActBackward(env: Env, s: GHandle, dA: GHandle, p: NormActPar
 }
 
 /** Per-row stats (rows, 2) of s for the matmul prologue (see statsFn). */
-export function normActStats(env: Env, s: GHandle, p: NormActParams): GHandle {
-  const { rows, cols } = rowsCols(s.shape);
+export function normActStats(env: Env, z: RowSizes, s: GHandle, p: NormActParams): GHandle {
+  const { rows, n: cols } = z;
   const st = env.mem.alloc([rows, 2]);
   const l = rowLayout(env, cols);
   runRows(env, statsDef(p.variant, l), [env.mem.bind(s), env.mem.bind(st)], params(rows, cols, p), rows, l);

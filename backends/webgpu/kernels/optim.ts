@@ -5,11 +5,11 @@
 // NOTE: bias corrections and the decay factor are computed in float64 on the host and
 // rounded to f32 once; the update itself is f32.
 
-import type { AdamWParams } from '../../../src/backend.ts';
+import type { AdamWParams, AdamWSizes } from '../../../src/backend.ts';
 import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, sameShape, type Env } from './common.ts';
+import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, type Env } from './common.ts';
 import { PER } from './elementwise.ts';
 
 function adamwDef(clip: boolean, vec: boolean): KernelDef {
@@ -43,22 +43,21 @@ const DEFS = [adamwDef(false, false), adamwDef(false, true), adamwDef(true, fals
 
 /** One in-place AdamW step (see src/ops/adamw.ts for the order of operations). */
 export function adamw(
-  env: Env, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams, gradNormSq: GHandle | null,
+  env: Env, z: AdamWSizes, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams, gradNormSq: GHandle | null,
 ): void {
-  check(p.step >= 1 && Number.isInteger(p.step), `adamw: step must be an integer ≥ 1, got ${p.step}`);
-  const clip = p.maxGradNorm > 0;
-  check(!clip || gradNormSq !== null, 'adamw: gradNormSq is required when maxGradNorm > 0');
-  for (const t of [grad, m, v]) sameShape(param, t, 'adamw');
+  const clip = p.maxGradNorm > 0; // the op table checked gradNormSq is given then
+  // Kept: a WebGPU rule, not an op rule. A writable binding (param, m, v) may not overlap
+  // another binding of the same dispatch (writable aliasing is a validation error).
   const stores = new Set([param.store, grad.store, m.store, v.store]);
   check(stores.size === 4, 'adamw: param, grad, m and v must be distinct tensors');
   const { mem } = env;
-  const vec = param.size % 4 === 0; // vec4 loads: 4× fewer memory ops
+  const vec = z.size % 4 === 0; // vec4 loads: 4× fewer memory ops
   const rest = [
     p.lr, p.beta1, p.beta2, p.eps, 1 - p.lr * p.weightDecay,
     1 - Math.pow(p.beta1, p.step), 1 - Math.pow(p.beta2, p.step), p.gradScale, p.maxGradNorm,
   ];
   // Over the binding limit: aligned element ranges, one dispatch each (mem.ranges).
-  for (const [lo, hi] of mem.ranges(param.size)) {
+  for (const [lo, hi] of mem.ranges(z.size)) {
     const binds = [param, grad, m, v].map((t) => mem.window(t, lo, hi).bind);
     if (clip) binds.push(mem.bind(gradNormSq!));
     const n = vec ? (hi - lo) / 4 : hi - lo;

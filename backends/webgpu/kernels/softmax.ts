@@ -3,10 +3,10 @@
 // Scores over the binding limit are processed in ranges of rows (mem.rowRanges).
 // Omits: padding masks, key length ≠ query length.
 
-import { check as assert } from '../../../src/errors.ts';
+import type { CausalSizes } from '../../../src/backend.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
-import { kernelDef, layoutKey, rowLayout, rowsCols, runRows, sameShape, wgslRows, type Env, type RowLayout } from './common.ts';
+import { kernelDef, layoutKey, rowLayout, runRows, wgslRows, type Env, type RowLayout } from './common.ts';
 
 function def(l: RowLayout, backward: boolean): KernelDef {
   return kernelDef(`causal_softmax_${backward ? 'bwd' : 'fwd'}_${layoutKey(l)}`, 'uufuu', () => softmaxWGSL(l, backward));
@@ -47,17 +47,11 @@ ${main}
 }`;
 }
 
-function check(s: GHandle, op: string): { rows: number; T: number } {
-  const { rows, cols } = rowsCols(s.shape);
-  assert(s.shape.length >= 2 && s.shape[s.shape.length - 2] === cols, () => `${op}: want (…, T, T) scores, got [${s.shape}]`);
-  return { rows, T: cols };
-}
-
-/** P = causal softmax of scale·s. */
-export function causalSoftmax(env: Env, s: GHandle, scale: number): GHandle {
-  const { rows, T } = check(s, 'causalSoftmax');
+/** P = causal softmax of scale·s: z.G groups of T × T. */
+export function causalSoftmax(env: Env, z: CausalSizes, s: GHandle, scale: number): GHandle {
+  const { T } = z, rows = z.G * T;
   const { mem } = env;
-  const pr = mem.alloc(s.shape);
+  const pr = mem.alloc(z.out);
   const l = rowLayout(env, T);
   // Over the binding limit: ranges of rows, every tensor windowed alike (the same shift).
   for (const [r0, r1] of mem.rowRanges(rows, T, 'the scores')) {
@@ -68,11 +62,10 @@ export function causalSoftmax(env: Env, s: GHandle, scale: number): GHandle {
 }
 
 /** dS (w.r.t. the unscaled s) from P and dP. */
-export function causalSoftmaxBackward(env: Env, pr: GHandle, dP: GHandle, scale: number): GHandle {
-  sameShape(pr, dP, 'causalSoftmaxBackward');
-  const { rows, T } = check(pr, 'causalSoftmaxBackward');
+export function causalSoftmaxBackward(env: Env, z: CausalSizes, pr: GHandle, dP: GHandle, scale: number): GHandle {
+  const { T } = z, rows = z.G * T;
   const { mem } = env;
-  const dS = mem.alloc(pr.shape);
+  const dS = mem.alloc(z.out);
   const l = rowLayout(env, T);
   for (const [r0, r1] of mem.rowRanges(rows, T, 'the scores')) {
     const w = [pr, dP, dS].map((t) => mem.window(t, r0 * T, r1 * T));

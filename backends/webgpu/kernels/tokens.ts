@@ -1,13 +1,14 @@
 // Kernels indexed by token ids: embedding lookup and its scatter-add backward, cross-entropy
-// forward (row log-sum-exp, then the mean) and backward. Ids and targets are validated on
-// the host from the upload's shadow copy with the CPU reference's own check (checkIds), so
-// an out-of-range id throws the same UserError before any kernel runs.
+// forward (row log-sum-exp, then the mean) and backward. Shapes and dtypes come checked from
+// the op table (src/op-specs.ts); the values of ids and targets are checked on the host from
+// the upload's shadow copy with the CPU reference's own check (checkIds), so an out-of-range
+// id throws the same UserError before any kernel runs.
 // NOTE: the scatter-add is a gather: the host sorts positions by id (CSR: offsets (V+1),
 // positions (N)), and one thread per (vocab row, channel) sums its positions in order. No
 // atomics, deterministic, and the same summation order as the CPU reference.
 // Omits: ignore_index, label smoothing, padding_idx.
 
-import { check } from '../../../src/errors.ts';
+import type { CrossEntropySizes, EmbeddingSizes } from '../../../src/backend.ts';
 import { checkIds } from '../../../src/ops/embedding.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
@@ -39,18 +40,17 @@ fn main(${WGSL_MAIN_1D}) {
 const EMB = embDef(false);
 const EMB4 = embDef(true);
 
-/** ids: i32 [B, T]; table: [V, C] → [B, T, C]. */
-export function embedding(env: Env, ids: GHandle, table: GHandle): GHandle {
-  check(table.shape.length === 2, () => `embedding: table must be [V, C], got [${table.shape}]`);
-  const [V, C] = table.shape;
-  checkIds(env.mem.hostInts(ids), V);
-  const out = env.mem.alloc([...ids.shape, C]);
+/** ids: i32 [...] (z.rows); table: [V, C] → [..., C]. */
+export function embedding(env: Env, z: EmbeddingSizes, ids: GHandle, table: GHandle): GHandle {
+  const { V, C } = z;
+  checkIds(env.mem.hostInts(ids), V); // the CPU reference's value check and message
+  const out = env.mem.alloc(z.out);
   const vec = C % 4 === 0;
   const { mem } = env;
   const q = vec ? 4 : 1;
   // Over the binding limit: ranges of output rows × ranges of table rows; each dispatch
   // copies the rows whose id falls in its table range.
-  for (const [r0, r1] of mem.rowRanges(ids.size, C, 'the embedding output')) {
+  for (const [r0, r1] of mem.rowRanges(z.rows, C, 'the embedding output')) {
     const wo = mem.window(out, r0 * C, r1 * C);
     for (const [v0, v1] of mem.rowRanges(V, C, 'the embedding table')) {
       const wt = mem.window(table, v0 * C, v1 * C);
@@ -92,17 +92,14 @@ function csr(ids: Int32Array, V: number): { offs: Int32Array; pos: Int32Array } 
 }
 
 /** dTable [V, C] = scatter-add of dOut [..., C] rows at ids. */
-export function embeddingBackward(env: Env, ids: GHandle, dOut: GHandle, vocab: number): GHandle {
+export function embeddingBackward(env: Env, z: EmbeddingSizes, ids: GHandle, dOut: GHandle): GHandle {
+  const { V: vocab, C } = z;
   const host = env.mem.hostInts(ids);
-  check(Number.isInteger(vocab) && vocab > 0, () => `embeddingBackward: vocab must be a positive integer, got ${vocab}`);
-  const C = dOut.shape[dOut.shape.length - 1];
-  check(dOut.shape.length === ids.shape.length + 1 && ids.shape.every((d, i) => d === dOut.shape[i]),
-    () => `embeddingBackward: dOut [${dOut.shape}] does not match ids [${ids.shape}] + [C]`);
-  checkIds(host, vocab);
+  checkIds(host, vocab); // the CPU reference's value check and message
   const { offs, pos } = csr(host, vocab);
   const mem = env.mem;
   const o = mem.upload(offs, [offs.length], 'i32'), p = mem.upload(pos, [pos.length], 'i32');
-  const dT = mem.alloc([vocab, C]);
+  const dT = mem.alloc(z.out);
   // Over the binding limit: ranges of vocab rows of dTable (dOut and the CSR bound whole).
   for (const [v0, v1] of mem.rowRanges(vocab, C, 'the embedding gradient')) {
     const w = mem.window(dT, v0 * C, v1 * C);
@@ -146,19 +143,10 @@ ${main}
 }`;
 }
 
-function ceCheck(env: Env, logits: GHandle, targets: GHandle): { N: number; V: number } {
-  check(logits.shape.length >= 1, 'crossEntropy: logits must be [..., V], got a scalar');
-  const V = logits.shape[logits.shape.length - 1];
-  const N = V === 0 ? 0 : logits.size / V;
-  check(N > 0, 'crossEntropy: no rows');
-  check(targets.size === N, () => `crossEntropy: ${N} logit rows but ${targets.size} targets ([${targets.shape}])`);
-  checkIds(env.mem.hostInts(targets), V, 'target');
-  return { N, V };
-}
-
 /** loss [] (mean over rows) and lse [N]. */
-export function crossEntropy(env: Env, logits: GHandle, targets: GHandle): { loss: GHandle; lse: GHandle } {
-  const { N, V } = ceCheck(env, logits, targets);
+export function crossEntropy(env: Env, z: CrossEntropySizes, logits: GHandle, targets: GHandle): { loss: GHandle; lse: GHandle } {
+  const { N, V } = z;
+  checkIds(env.mem.hostInts(targets), V, 'target'); // the CPU reference's value check and message
   const { mem } = env;
   const l = rowLayout(env, V);
   const d = ceFwdDef(l);
@@ -202,8 +190,11 @@ const CE_BWD = ceBwdDef(false);
 const CE_BWD4 = ceBwdDef(true);
 
 /** dLogits = dLoss · (softmax(logits) − onehot) / N. */
-export function crossEntropyBackward(env: Env, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number): GHandle {
-  const { N, V } = ceCheck(env, logits, targets);
+export function crossEntropyBackward(
+  env: Env, z: CrossEntropySizes, logits: GHandle, lse: GHandle, targets: GHandle, dLoss: number,
+): GHandle {
+  const { N, V } = z;
+  checkIds(env.mem.hostInts(targets), V, 'target'); // the CPU reference's value check and message
   const { mem } = env;
   const dl = mem.alloc(logits.shape);
   const vec = V % 4 === 0;
