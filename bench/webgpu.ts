@@ -11,7 +11,7 @@ import { pattention } from '../src/compose.ts';
 
 type Sync = () => Promise<void>;
 
-async function matmulRow(be: Backend<Handle>, sync: Sync, name: string, shape: readonly [number, number, number]): Promise<BenchRow> {
+async function matmulRow<T extends Handle>(be: Backend<T>, sync: Sync, name: string, shape: readonly [number, number, number]): Promise<BenchRow> {
   const [M, K, N] = shape;
   const a = be.upload(benchData(M * K, 1), [M, K]), b = be.upload(benchData(K * N, 2), [K, N]);
   const t = await bestTime(async () => {
@@ -23,7 +23,7 @@ async function matmulRow(be: Backend<Handle>, sync: Sync, name: string, shape: r
   return { name: label.matmul(shape), backend: name, value: matmulFlops(shape) / t / 1e9, unit: 'GFLOP/s' };
 }
 
-async function pattentionRow(be: Backend<Handle>, sync: Sync, name: string): Promise<BenchRow> {
+async function pattentionRow<T extends Handle>(be: Backend<T>, sync: Sync, name: string): Promise<BenchRow> {
   const { N, dIn, n, dOut } = PATT;
   const p: NormActParams = { variant: 'l2_norm_gelu', normN: n };
   const x = be.upload(benchData(N * dIn, 3), [N, dIn]);
@@ -40,7 +40,7 @@ async function pattentionRow(be: Backend<Handle>, sync: Sync, name: string): Pro
   return { name: label.pattention(), backend: name, value: pattentionFlops() / t / 1e9, unit: 'GFLOP/s' };
 }
 
-async function rowsFor(be: Backend<Handle>, sync: Sync, name: string): Promise<BenchRow[]> {
+async function rowsFor<T extends Handle>(be: Backend<T>, sync: Sync, name: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const s of MATMUL_SHAPES) rows.push(await matmulRow(be, sync, name, s));
   rows.push(await pattentionRow(be, sync, name));
@@ -53,17 +53,16 @@ export async function benchWebGPU(): Promise<BenchRow[]> {
   const gpu = await createWebGPUBackend();
   const rows: BenchRow[] = [];
   try {
-    const be = gpu as unknown as Backend<Handle>;
     const sync = () => gpu.sync();
     const style = gpu.style;
-    rows.push(...(await rowsFor(be, sync, 'webgpu')));
+    rows.push(...(await rowsFor(gpu, sync, 'webgpu')));
     gpu.style = style === 'gpu' ? 'cpu' : 'gpu';
-    rows.push(...(await rowsFor(be, sync, `webgpu (${gpu.style}-style kernels)`)));
+    rows.push(...(await rowsFor(gpu, sync, `webgpu (${gpu.style}-style kernels)`)));
     gpu.style = style;
   } finally {
     await gpu.destroy();
   }
-  const cpu = createCpuBackend() as unknown as Backend<Handle>;
+  const cpu = createCpuBackend();
   rows.push(...(await rowsFor(cpu, async () => {}, 'cpu')));
   return rows;
 }
