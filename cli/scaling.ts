@@ -68,6 +68,7 @@ async function scalingCmd(flags: Record<string, unknown>): Promise<void> {
   const o = scalingOptions(flags);
   const out = String(flags.out);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const load0 = loadavg();
   const corpus = await loadTokens(o.data, o.tokenizer);
   checkSizes(o, corpus.vocabSize);
@@ -80,12 +81,13 @@ async function scalingCmd(flags: Record<string, unknown>): Promise<void> {
       + `${o.steps} updates from scratch, ${o.fraction} of that per grown stage, variants ${o.variants.join(', ')}, ${o.seeds} seed(s); `
       + `${plan.length} stages; load ${load0.map((x) => x.toFixed(2)).join('/')}; writing ${out}\n`);
     const run = await runScaling(be, corpus, o, scalingHooks(plan, fpt));
-    const s = await writeReport(out, run, o, (performance.now() - t0) / 1000, load0);
+    const cpu = process.cpuUsage(cpu0);
+    const s = await writeReport(out, run, o, { wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, loadAtStart: load0 });
     const h = s.headline;
     process.stdout.write(`largest size, ${h.variant} path: loss ratio ${h.lossRatio.mean.toFixed(4)} (goal ≤ ${h.goal.lossRatio}), `
       + `series cost ratio ${h.seriesRatio.mean.toFixed(3)} (goal ≤ ${h.goal.seriesRatio}): ${h.goalMet ? 'met' : 'not met'}; `
       + `reach ratio ${h.reachRatio ? h.reachRatio.mean.toFixed(3) : 'not reached'}; lowest loss ratio: ${h.best.variant} ${h.best.lossRatio.toFixed(4)}\n`
-      + `wrote ${out}/report.md, report.json, scaling.svg/png, curves.svg/png in ${s.wallSeconds} s\n`);
+      + `wrote ${out}/report.md, report.json, scaling.svg/png, curves.svg/png in ${s.wallSeconds} s (CPU ${s.cpuSeconds} s)\n`);
   } finally {
     await be.destroy();
   }

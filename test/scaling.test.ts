@@ -39,15 +39,19 @@ describe('tokenformer scaling (tiny run, CPU reference)', () => {
   it('writes report.json, report.md and both figures with the promised fields', () => {
     for (const f of ['report.json', 'report.md', 'scaling.svg', 'scaling.png', 'curves.svg', 'curves.png']) expect(existsSync(join(dir, f)), f).toBe(true);
     expect(readFileSync(join(dir, 'scaling.png')).subarray(1, 4).toString()).toBe('PNG');
-    for (const k of ['backend', 'corpus', 'tokenizer', 'wallSeconds', 'load', 'options', 'protocol', 'accounting', 'headline', 'variants', 'seeds', 'histories']) {
+    for (const k of ['backend', 'corpus', 'tokenizer', 'wallSeconds', 'cpuSeconds', 'stageSeconds', 'load', 'options', 'protocol', 'accounting', 'headline', 'variants', 'seeds', 'histories']) {
       expect(rep, k).toHaveProperty(k);
     }
+    expect(rep.cpuSeconds).toBeGreaterThan(0);
+    const secs = (recs: any[]) => recs.reduce((a, r) => a + r.seconds, 0); // each rounded to 0.1 s
+    expect(Math.abs(rep.stageSeconds.scratch - secs(rep.seeds.flatMap((s: any) => s.scratch)))).toBeLessThan(0.5);
+    expect(Math.abs(rep.stageSeconds.paths.frozen - secs(rep.seeds.flatMap((s: any) => s.paths.frozen)))).toBeLessThan(0.5);
     expect(rep.headline).toMatchObject({ variant: 'zero', seeds: 2, goal: { lossRatio: 1.01, seriesRatio: 0.5 } });
     for (const k of ['lossRatio', 'pplRatio', 'seriesRatio', 'vsLargestRatio']) expect(rep.headline[k]).toMatchObject({ n: 2 });
     expect(rep.variants.map((v: any) => v.variant)).toEqual(['zero', 'renorm', 'random', 'frozen']);
     expect(rep.seeds.map((s: any) => s.seed)).toEqual([1234, 1235]);
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
-    for (const s of ['Protocol', 'Headline', 'series cost ratio', 'Growth ablation', 'right after growth', 'scaling.png']) expect(md).toContain(s);
+    for (const s of ['Protocol', 'Headline', 'series cost ratio', 'Growth ablation', 'right after growth', 'scaling.png', 'CPU time', 'frozen path']) expect(md).toContain(s);
   });
 
   it('accounts costs as the paper does (cumulative series) and as the demo does', () => {

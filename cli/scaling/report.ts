@@ -2,7 +2,7 @@
 // (protocol, per-size losses, both accountings, the growth ablation, seeds and spread), and
 // the figures, all staged and renamed together (src/atomic.ts). Omits: comparing runs.
 
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { commitStaged, stageFile, type StagedFile } from '../../src/atomic.ts';
@@ -22,7 +22,25 @@ function stageSummary(r: StageRecord) {
   };
 }
 
-export function summarize(run: ScalingRun, o: ScalingOptions, wallSeconds: number, loadAtStart: number[]) {
+/** How long the run took: wall seconds, CPU seconds of the process (user + sys, lavapipe's worker threads included), load at its start. */
+export interface RunTiming {
+  wallSeconds: number;
+  cpuSeconds: number;
+  loadAtStart: number[];
+}
+
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+/** Seconds of the from-scratch runs and of each variant's path, summed over seeds. */
+function stageSeconds(run: ScalingRun, o: ScalingOptions) {
+  const sum = (recs: readonly StageRecord[]) => recs.reduce((a, r) => a + r.seconds, 0);
+  return {
+    scratch: r1(run.seeds.reduce((a, s) => a + sum(s.scratch), 0)),
+    paths: Object.fromEntries(o.variants.map((v) => [v, r1(run.seeds.reduce((a, s) => a + sum(s.paths[v] ?? []), 0))])),
+  };
+}
+
+export function summarize(run: ScalingRun, o: ScalingOptions, t: RunTiming) {
   const sizes = o.sizes.map((s, i) => {
     const c = sizeConfig(o, i, run.vocabSize);
     return { size: i + 1, slots: formatSize(s), params: paramCount(c), trainFlopsPerToken: trainFlopsPerToken(c, o.seq) };
@@ -33,8 +51,8 @@ export function summarize(run: ScalingRun, o: ScalingOptions, wallSeconds: numbe
   const best = variants.reduce((a, b) => (b.lossRatio.mean < a.lossRatio.mean ? b : a));
   return {
     backend: run.backend, corpus: run.corpus, tokenizer: run.tokenizer, vocabSize: run.vocabSize,
-    wallSeconds: Math.round(wallSeconds * 10) / 10,
-    load: { atStart: loadAtStart, atEnd: loadavg(), note: 'os.loadavg() (1, 5, 15 min) on a machine of os.cpus().length cores' },
+    wallSeconds: r1(t.wallSeconds), cpuSeconds: r1(t.cpuSeconds), stageSeconds: stageSeconds(run, o),
+    load: { atStart: t.loadAtStart, atEnd: loadavg(), cores: cpus().length, note: 'os.loadavg() (1, 5, 15 min) on a machine of `cores` cores' },
     options: o,
     protocol: {
       sizes, hidden: o.hidden, layers: o.layers,
@@ -107,7 +125,9 @@ export function reportMarkdown(s: ScalingSummary): string {
     '# TokenFormer incremental scaling in miniature',
     '',
     `Backend \`${s.backend}\`; data: ${s.corpus}, ${s.tokenizer}; validation: ${p.validation.windows} windows (${p.validation.tokens.toLocaleString('en-US')} tokens) of the held-out split. `
-      + `Wall time ${s.wallSeconds} s; load average ${s.load.atStart.map((x) => x.toFixed(2)).join('/')} at the start, ${s.load.atEnd.map((x) => x.toFixed(2)).join('/')} at the end. Seeds: ${s.seeds.map((x) => x.seed).join(', ')}.`,
+      + `Wall time ${s.wallSeconds} s, CPU time ${s.cpuSeconds} s (user + sys); load average ${s.load.atStart.map((x) => x.toFixed(2)).join('/')} at the start, `
+      + `${s.load.atEnd.map((x) => x.toFixed(2)).join('/')} at the end (${s.load.cores} cores). Stages: from scratch ${s.stageSeconds.scratch} s, `
+      + `${Object.entries(s.stageSeconds.paths).map(([v, x]) => `${v} path ${x} s`).join(', ')}. Seeds: ${s.seeds.map((x) => x.seed).join(', ')}.`,
     '',
     `**Protocol.** Hidden ${p.hidden}, ${p.layers} layers; sizes grow by appending key/value tokens only. Every size from scratch: ${p.fullBudget.updates} updates `
       + `(${p.fullBudget.tokens.toLocaleString('en-US')} tokens). Incremental: size 1 is the from-scratch one, each later size grows from the previous with ${p.stageBudget.updates} updates `
@@ -167,8 +187,8 @@ export function curvePoints(run: ScalingRun, o: ScalingOptions): CurvePoint[] {
   return pts;
 }
 
-export async function writeReport(outDir: string, run: ScalingRun, o: ScalingOptions, wallSeconds: number, loadAtStart: number[]): Promise<ScalingSummary> {
-  const s = summarize(run, o, wallSeconds, loadAtStart);
+export async function writeReport(outDir: string, run: ScalingRun, o: ScalingOptions, t: RunTiming): Promise<ScalingSummary> {
+  const s = summarize(run, o, t);
   const sub = `${run.backend} · ${run.tokenizer} · seed ${run.seeds[0].seed}`;
   const fig = await renderSpec(seriesSpec(seriesPoints(run, o), 'Incremental scaling vs training every size from scratch', [sub, 'x: cumulative cost of the whole series so far (paper Fig. 3 accounting)']));
   const cur = await renderSpec(curvesSpec(curvePoints(run, o), 'Validation loss during every run', [sub]));
