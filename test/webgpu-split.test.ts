@@ -43,7 +43,7 @@ const SPLIT: KernelCase[] = [
   ...MATMULS.map(([name, as, bs, tA, tB]) => kernelCase(`matmul ${name}: [${as}]·[${bs}]`,
     (g) => ({ a: g.randn(as), b: g.randn(bs) }),
     (be, x) => ({ values: { c: be.ops.matmul(x.a, x.b, tA, tB) } }))),
-  ...([[5, 999], [9, 1000]] as Shape[]).map((shape) => kernelCase(`add and adamw [${shape}]`,
+  ...[[5, 999], [9, 1000]].map((shape) => kernelCase(`add and adamw [${shape}]`,
     (g) => ({ a: g.randn(shape), b: g.randn(shape), m: g.randn(shape, 0.1), v: g.map(g.randn(shape), (x) => x * x) }),
     (be, x) => {
       const y = be.ops.add(x.a, x.b);
@@ -52,7 +52,7 @@ const SPLIT: KernelCase[] = [
       return { values: { y, param: x.a, m: x.m, v: x.v } };
     })),
   kernelCase('sumSquares (more partials than one binding)',
-    (g) => Object.fromEntries(([[37, 48], [1], [5000], [3, 701], [20000], [16]] as Shape[]).map((s, i) => [`t${i}`, g.randn(s)])),
+    (g) => Object.fromEntries([[37, 48], [1], [5000], [3, 701], [20000], [16]].map((s, i) => [`t${i}`, g.randn(s)])),
     (be, x) => ({ values: { s: be.ops.sumSquares(Object.values(x)) } })),
   ...[[13, 300], [40, 37]].map(([N, V]) => kernelCase(`crossEntropy [${N},${V}], forward and backward`,
     (g) => ({ logits: g.randn([N, V], 3), t: g.ints([N], V) }),
@@ -70,7 +70,7 @@ const SPLIT: KernelCase[] = [
       return { values: { p }, grads: { dS: be.ops.causalSoftmaxBackward(p, x.dP, 0.3) } };
     }),
   // Scores (B, H, T, T) over the limit, q/k/v within it.
-  ...([[1, 40, 2, 8], [2, 20, 3, 4], [1, 37, 2, 6]] as Shape[]).map((shape) => kernelCase(`attention [${shape}], forward and backward`,
+  ...[[1, 40, 2, 8], [2, 20, 3, 4], [1, 37, 2, 6]].map((shape) => kernelCase(`attention [${shape}], forward and backward`,
     (g) => ({ q: g.randn(shape), k: g.randn(shape), v: g.randn(shape), d: g.randn(shape) }),
     (be, x) => {
       const f = attention(be, x.q, x.k, x.v);

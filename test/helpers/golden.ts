@@ -94,3 +94,10 @@ export function need(t: SafeTensors, name: string) {
   if (!v) throw new Error(`golden fixture lacks tensor '${name}'`);
   return v;
 }
+
+/** A fixture tensor that must exist and hold i32 ids (input_ids, targets). */
+export function needIds(t: SafeTensors, name: string): { data: Int32Array; shape: number[] } {
+  const v = need(t, name);
+  if (!(v.data instanceof Int32Array)) throw new Error(`golden fixture tensor '${name}' is not I32`);
+  return { data: v.data, shape: v.shape };
+}

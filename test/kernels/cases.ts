@@ -51,7 +51,7 @@ function matmulCases(): KernelCase[] {
 }
 
 function addCases(): KernelCase[] {
-  return ([[7, 48], [5, 999], [9, 1000]] as Shape[]).map((shape) => kernelCase(`add [${shape}]`,
+  return [[7, 48], [5, 999], [9, 1000]].map((shape) => kernelCase(`add [${shape}]`,
     (g) => ({ a: g.randn(shape), b: g.randn(shape) }),
     (be, x) => ({ values: { y: be.ops.add(x.a, x.b) } })));
 }
@@ -82,7 +82,7 @@ function layerNormCases(): KernelCase[] {
   // [rows, C], the form (weight, bias), the shift of x
   const forms: [Shape, boolean, boolean, number][] = [
     [[13, 48], true, true, 0], [[13, 48], false, false, 0], [[13, 48], false, true, 0],
-    ...([[7, 48], [3, 300], [5, 37], [70, 44]] as Shape[]).flatMap((s): [Shape, boolean, boolean, number][] =>
+    ...[[7, 48], [3, 300], [5, 37], [70, 44]].flatMap((s): [Shape, boolean, boolean, number][] =>
       [[s, false, false, 1.5], [s, true, true, 1.5]]),
   ];
   return forms.map(([shape, weight, bias, shift]) => {

@@ -6,7 +6,7 @@ import type { Backend, Handle } from '../../src/backend.ts';
 import { readConfigFile } from '../../src/config-parse.ts';
 import { TokenFormer } from '../../src/model.ts';
 import { checkGrads, checkValues } from '../helpers/compare.ts';
-import { goldenPath, loadFixture, loadManifest, need, type ModelFixture } from '../helpers/golden.ts';
+import { goldenPath, loadFixture, loadManifest, need, needIds, type ModelFixture } from '../helpers/golden.ts';
 
 const manifest = loadManifest();
 
@@ -24,9 +24,9 @@ export async function modelCheck(be: Backend<Handle>, m: ModelFixture, tolClass:
   const fx = loadFixture(m.file);
   const { config, weights } = hostModel(fx, m);
   const model = TokenFormer.fromHost(be, config, weights);
-  const ids = need(fx, 'input_ids');
-  const tg = need(fx, 'targets');
-  const fwd = model.forward(be.uploadInt(ids.data as Int32Array, ids.shape), be.uploadInt(tg.data as Int32Array, tg.shape));
+  const ids = needIds(fx, 'input_ids');
+  const tg = needIds(fx, 'targets');
+  const fwd = model.forward(be.uploadInt(ids.data, ids.shape), be.uploadInt(tg.data, tg.shape));
   const errors: string[] = [];
   const push = (e: string | null) => e && errors.push(e);
   push(checkValues('logits', await be.read(fwd.logits), need(fx, 'logits').data, tol.values));

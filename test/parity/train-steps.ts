@@ -8,7 +8,7 @@ import { TokenFormer } from '../../src/model.ts';
 import { paramSpecs } from '../../src/params.ts';
 import type { SafeTensors } from '../../src/safetensors.ts';
 import { AdamW } from '../../src/train/optimizer.ts';
-import { need } from '../helpers/golden.ts';
+import { needIds } from '../helpers/golden.ts';
 
 export interface StepRecord {
   losses: Float32Array; // loss before each update
@@ -20,10 +20,10 @@ export async function runSteps(
 ): Promise<StepRecord> {
   const model = TokenFormer.fromHost(be, config, weights);
   const opt = new AdamW(be, paramSpecs(config));
-  const ids = need(fx, 'input_ids');
-  const tg = need(fx, 'targets');
-  const idsT = be.uploadInt(ids.data as Int32Array, ids.shape);
-  const tgT = be.uploadInt(tg.data as Int32Array, tg.shape);
+  const ids = needIds(fx, 'input_ids');
+  const tg = needIds(fx, 'targets');
+  const idsT = be.uploadInt(ids.data, ids.shape);
+  const tgT = be.uploadInt(tg.data, tg.shape);
   const losses = new Float32Array(lrs.length);
   for (let step = 1; step <= lrs.length; step++) {
     const fwd = model.forward(idsT, tgT);
