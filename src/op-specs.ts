@@ -233,14 +233,17 @@ export const OP_SPECS: { [K in OpName]: OpSpec<K> } = {
     ts.forEach((t, i) => f32(t, `sumSquares [${i}]`));
     return { sizes: ts.map((t) => t.size) };
   },
-  /** grad, m, v: param's shape; step an integer ≥ 1; gradNormSq a 1-element f32 tensor,
-   *  required when maxGradNorm > 0. */
+  /** grad, m, v: param's shape, four distinct tensors (no shared storage); step an integer
+   *  ≥ 1; gradNormSq a 1-element f32 tensor, required when maxGradNorm > 0. */
   adamw(param, grad, m, v, p, gradNormSq) {
     f32(param, 'adamw param');
     for (const [t, what] of [[grad, 'grad'], [m, 'm'], [v, 'v']] as const) {
       f32(t, `adamw ${what}`);
       expectShape(t, param.shape, `adamw ${what}`);
     }
+    // In place: an update through one tensor must not change another's input mid-step.
+    check(new Set([param.store, grad.store, m.store, v.store]).size === 4,
+      'adamw: param, grad, m and v must be distinct tensors');
     adamwParams(p);
     if (gradNormSq) {
       f32(gradNormSq, 'adamw gradNormSq');

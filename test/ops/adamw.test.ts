@@ -87,6 +87,9 @@ describe('adamw', () => {
     expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, maxGradNorm: 1 }, null)).toThrow(/gradNormSq is required/);
     expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, step: 0 }, null)).toThrow(/step must be an integer ≥ 1, got 0/);
     expect(() => be.ops.adamw(z(), z(), z(), z(), { ...base, step: 1.5 }, null)).toThrow(UserError);
+    const w = z();
+    expect(() => be.ops.adamw(w, z(), w, z(), base, null)).toThrow(/param, grad, m and v must be distinct tensors/);
+    expect(() => be.ops.adamw(w, be.reshape(w, [2]), z(), z(), base, null)).toThrow(/distinct/); // a view shares storage
   });
 
   it('sumSquares sums every element of every buffer in float64', () => {

@@ -6,7 +6,6 @@
 // rounded to f32 once; the update itself is f32.
 
 import type { AdamWParams, AdamWSizes } from '../../../src/backend.ts';
-import { check } from '../../../src/errors.ts';
 import type { GHandle } from '../buffers.ts';
 import type { KernelDef } from '../device.ts';
 import { WGSL_MAIN_1D, WGSL_WGID, kernelDef, runElems, type Env } from './common.ts';
@@ -46,10 +45,6 @@ export function adamw(
   env: Env, z: AdamWSizes, param: GHandle, grad: GHandle, m: GHandle, v: GHandle, p: AdamWParams, gradNormSq: GHandle | null,
 ): void {
   const clip = p.maxGradNorm > 0; // the op table checked gradNormSq is given then
-  // Kept: a WebGPU rule, not an op rule. A writable binding (param, m, v) may not overlap
-  // another binding of the same dispatch (writable aliasing is a validation error).
-  const stores = new Set([param.store, grad.store, m.store, v.store]);
-  check(stores.size === 4, 'adamw: param, grad, m and v must be distinct tensors');
   const { mem } = env;
   const vec = z.size % 4 === 0; // vec4 loads: 4× fewer memory ops
   const rest = [
