@@ -255,7 +255,7 @@ export const OP_SPECS: { [K in OpName]: OpSpec<K> } = {
 };
 
 /** p.offset (default 0) as a position; a UserError unless an integer ≥ 0. */
-export function rotaryOffset(p: RotaryParams): number {
+function rotaryOffset(p: RotaryParams): number {
   const off = p.offset ?? 0;
   check(Number.isSafeInteger(off) && off >= 0, () => `rotary: offset must be an integer ≥ 0, got ${off}`);
   return off;

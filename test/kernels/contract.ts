@@ -135,6 +135,11 @@ const BAD: BadInput[] = [
     run: (be) => be.ops.adamw(f(be, [2]), f(be, [2]), f(be, [2]), f(be, [2]), { ...ADAMW, step: 0 }, null) },
   { name: 'adamw clipping without gradNormSq', want: /adamw: gradNormSq is required when maxGradNorm > 0/,
     run: (be) => be.ops.adamw(f(be, [2]), f(be, [2]), f(be, [2]), f(be, [2]), { ...ADAMW, maxGradNorm: 1 }, null) },
+  { name: 'adamw aliased param and m', want: /adamw: param, grad, m and v must be distinct tensors/,
+    run: (be) => {
+      const w = f(be, [2]);
+      return be.ops.adamw(w, f(be, [2]), w, f(be, [2]), ADAMW, null);
+    } },
   // ids out of range
   { name: 'embedding id out of range', want: /token id 4 at position 1 is out of range \[0, 4\)/,
     run: (be) => be.ops.embedding(ids(be, [0, 4], [1, 2]), f(be, [4, 2])) },
