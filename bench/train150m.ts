@@ -132,7 +132,7 @@ function estimate(c: ModelConfig, B: number, T: number) {
 /** The backend's name and (WebGPU) adapter description, e.g. to check it is not lavapipe. */
 async function adapterOf(name: string): Promise<{ backend: string; adapter: string | null }> {
   const be = await loadBackend(name);
-  const adapter = (be as unknown as { adapter?: string }).adapter ?? null;
+  const adapter = 'adapter' in be && typeof be.adapter === 'string' ? be.adapter : null;
   await be.destroy();
   return { backend: be.name, adapter };
 }
