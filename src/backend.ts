@@ -1,5 +1,7 @@
 // The backend contract: the small set of kernels every backend must provide, checked by
-// the compiler. The model, growth and training code are written only against this file.
+// the compiler, and the sizes each kernel receives. The model, growth and training code are
+// written only against this file. What each op accepts is stated once, in src/op-specs.ts;
+// src/define-backend.ts puts those checks in front of every backend.
 // Omits: autodiff (each op's backward is its own kernel, hand-derived in spec/ops/),
 // dtypes beyond f32 data and i32 token ids, and broadcasting beyond what the model needs.
 //
