@@ -28,8 +28,9 @@ export function tempPathFor(path: string): string {
   return join(dirname(abs), `.${basename(abs)}.${tag}.tmp`);
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** Whether process `pid` runs (on this host's PID namespace). Unsure (an error other than
+ *  "no such process") counts as alive, so a temp file is never removed from under a writer. */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -56,7 +57,7 @@ export function removeStaleTemps(path: string): number {
   for (const e of entries) {
     if (!e.startsWith(prefix) || !e.endsWith('.tmp')) continue;
     const m = /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(e.slice(prefix.length));
-    if (!m || isAlive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue; // our own PID counts as alive: a write in progress
     const p = join(dirname(abs), e);
     try {
       if (lstatSync(p).isFile()) {

@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../config.ts';
 import { UserError } from '../errors.ts';
+import { processAlive } from '../atomic.ts';
 import { quote, readInputText } from '../fsguard.ts';
 import { readSafetensors, serializeSafetensors, type TensorIn } from '../safetensors.ts';
 import { STATE_VERSION, validateState, type TrainState } from './state-schema.ts';
@@ -116,16 +117,6 @@ function removeOurFolder(dir: string): boolean {
 
 const LEFTOVER_RE = /^(.*)\.(tmp|old)-(\d+)-([0-9a-f]{8})$/;
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Sibling folders an earlier save of `dir` left: named exactly `<name>.<kind>-<pid>-<8 hex>`,
  * real folders (not links) holding only our file names. A temp folder of a process still
@@ -149,7 +140,10 @@ function leftovers(dir: string, kind: 'tmp' | 'old'): string[] {
     } catch {
       continue;
     }
-    if (kind === 'tmp' && pidAlive(Number(m[3]))) continue;
+    // A temp folder of our own PID is a save of this process that failed; another live one's is
+    // a save in progress.
+    const pid = Number(m[3]);
+    if (kind === 'tmp' && pid !== process.pid && processAlive(pid)) continue;
     out.push(p);
   }
   return out;
