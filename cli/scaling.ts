@@ -97,7 +97,7 @@ export function registerScaling(program: Command): void {
   const d = PRESETS.cpu;
   const cmd = program.command('scaling')
     .description("the paper's incremental scaling in miniature: sizes grown by appending tokens vs every size from scratch; both cost accountings, a growth ablation, seeds")
-    .option('--preset <name>', `cpu (2 CPU cores: 17 min measured at load averages 2–6) or gpu (GPT-NeoX tokenizer, ~10 min on one data-centre GPU, estimated)`, 'cpu')
+    .option('--preset <name>', `cpu (2 CPU cores: 7.2 min measured nearly quiet, 11 min at load average 5) or gpu (GPT-NeoX tokenizer, ~10 min on one data-centre GPU, estimated)`, 'cpu')
     .option('--out <dir>', 'output folder', 'out/scaling')
     .option('--backend <name>', 'cpu | webgpu | gpujs | gpujs-<mode> | auto', 'auto')
     .option('--sizes <list>', `qkv/proj/ffn token counts per size, smallest first (default ${d.sizes.map(formatSize).join(',')})`)
