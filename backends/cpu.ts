@@ -3,7 +3,7 @@
 // It validates nothing: defineBackend runs each op's OP_SPECS entry (src/op-specs.ts) and
 // hands every kernel its checked sizes; the ops in src/ops trust them.
 
-import { Handle, Store, numel, releaseHandle, reshapeHandle, type Backend, type Shape } from '../src/backend.ts';
+import { ByteCounter, Handle, Store, numel, releaseHandle, reshapeHandle, type Backend, type Shape } from '../src/backend.ts';
 import { defineBackend, type AttentionPair, type PattentionPair, type RawKernels } from '../src/define-backend.ts';
 import { adamwStep, sumSquares } from '../src/ops/adamw.ts';
 import { addForward } from '../src/ops/add.ts';
@@ -33,7 +33,11 @@ function i32(t: CpuHandle): Int32Array {
   return t.store.data as Int32Array;
 }
 
+/** Bytes of every CPU tensor's storage (all backends made here share it: host memory). */
+const bytes = new ByteCounter();
+
 function wrap(data: CpuData, shape: Shape): CpuHandle {
+  bytes.add(data.byteLength);
   return new Handle([...shape], data instanceof Int32Array ? 'i32' : 'f32', new Store<CpuData>(data, data.length));
 }
 
@@ -127,14 +131,18 @@ const pattention: PattentionPair<CpuHandle, { s: Float32Array; a: Float32Array }
   forward(z, x, k, v, p) {
     const out = new Float32Array(z.N * z.dOut);
     const c = pattentionForward(out, f32(x), f32(k), f32(v), z, p);
+    bytes.add(c.s.byteLength + c.a.byteLength);
     return { out: wrap(out, z.out), saved: c };
   },
   backward(z, dOut, saved, x, k, v, p) {
     const dX = new Float32Array(x.size), dK = new Float32Array(k.size), dV = new Float32Array(v.size);
     pattentionBackward(dX, dK, dV, f32(dOut), f32(x), f32(k), f32(v), saved, z, p);
+    this.release(saved);
     return { dX: wrap(dX, x.shape), dK: wrap(dK, k.shape), dV: wrap(dV, v.shape) };
   },
-  release() {}, // host arrays: the garbage collector frees them
+  release(saved) {
+    bytes.sub(saved.s.byteLength + saved.a.byteLength); // host arrays: the garbage collector frees them
+  },
 };
 
 /** Attention saves P (B, H, T, T). */
@@ -142,14 +150,18 @@ const attention: AttentionPair<CpuHandle, { p: Float32Array }> = {
   forward(z, q, k, v) {
     const out = new Float32Array(q.size);
     const c = attentionForward(out, f32(q), f32(k), f32(v), z);
+    bytes.add(c.p.byteLength);
     return { out: wrap(out, z.out), saved: c };
   },
   backward(z, dOut, saved, q, k, v) {
     const dQ = new Float32Array(q.size), dK = new Float32Array(k.size), dV = new Float32Array(v.size);
     attentionBackward(dQ, dK, dV, f32(dOut), f32(q), f32(k), f32(v), saved, z);
+    this.release(saved);
     return { dQ: wrap(dQ, q.shape), dK: wrap(dK, k.shape), dV: wrap(dV, v.shape) };
   },
-  release() {},
+  release(saved) {
+    bytes.sub(saved.p.byteLength);
+  },
 };
 
 // ---- the backend ----
@@ -167,8 +179,11 @@ export function createCpuBackend(): Backend<CpuHandle> {
       read: async (t) => Float32Array.from(t.store.data),
     }),
     dispose: (t) => {
-      if (releaseHandle(t)) t.store.data = new Float32Array(0);
+      if (!releaseHandle(t)) return;
+      bytes.sub(t.store.data.byteLength);
+      t.store.data = new Float32Array(0);
     },
     destroy: async () => {},
+    memory: () => bytes,
   };
 }

@@ -13,7 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBackend } from '../backends/index.ts';
-import { Handle, type Backend } from '../src/backend.ts';
+import type { Backend, Handle } from '../src/backend.ts';
 import type { ModelConfig } from '../src/config.ts';
 import { NEOX_20B_VOCAB, readConfigFile } from '../src/config-parse.ts';
 import { activationFloatsPerToken, paramFloats, trainBytes } from '../src/limits.ts';
@@ -54,46 +54,21 @@ function benchConfig(tiny: boolean, seq: number): ModelConfig {
   return { ...shaped, maxPositions: Math.max(shaped.maxPositions, seq) };
 }
 
-/** Live tensor bytes on a backend: every handle an op, upload or zeros returns, until its storage's last handle is disposed. */
-function trackMemory<T extends Handle>(be: Backend<T>): { be: Backend<T>; peak: () => number; live: () => number } {
-  let live = 0;
-  let peak = 0;
-  const counted = new WeakSet<object>();
-  const note = (x: unknown, depth = 0): void => {
-    if (x instanceof Handle) {
-      if (!counted.has(x.store)) {
-        counted.add(x.store);
-        live += 4 * x.store.size;
-        peak = Math.max(peak, live);
-      }
-    } else if (x && typeof x === 'object' && depth < 3) {
-      for (const v of Object.values(x)) note(v, depth + 1);
-    }
-  };
-  const wrap = <O extends object>(ops: O): O => new Proxy(ops, {
-    get(target, key) {
-      const f = (target as Record<string | symbol, unknown>)[key];
-      return typeof f === 'function' ? (...args: unknown[]) => { const r = f.apply(target, args); note(r); return r; } : f;
-    },
-  });
-  const tracked: Backend<T> = {
-    name: be.name, ops: wrap(be.ops), fused: wrap(be.fused),
-    upload: (d, s) => { const t = be.upload(d, s); note(t); return t; },
-    uploadInt: (d, s) => { const t = be.uploadInt(d, s); note(t); return t; },
-    zeros: (s) => { const t = be.zeros(s); note(t); return t; },
-    reshape: (t, s) => be.reshape(t, s),
-    read: (t) => be.read(t),
-    dispose: (t) => { be.dispose(t); if (t.store.refs === 0 && counted.has(t.store)) { counted.delete(t.store); live -= 4 * t.store.size; } },
-    destroy: () => be.destroy(),
-  };
-  return { be: tracked, peak: () => peak, live: () => live };
+/** Peak bytes of live tensor storage during one attempt, from the backend's own allocator
+ *  count (Backend.memory: a fused op's saved state included), above what was alive when it
+ *  started (the CPU backends of one process share host memory and its count). */
+function peakTracker<T extends Handle>(be: Backend<T>): () => number {
+  const m = be.memory?.();
+  if (!m) throw new Error(`${be.name}: the backend does not count its memory (Backend.memory)`);
+  m.resetPeak();
+  const before = m.liveBytes;
+  return () => m.peakBytes - before;
 }
 
 /** One batch size: median seconds per step after one warm-up step, and the peak live bytes. */
 async function tryBatch(a: Args, c: ModelConfig, host: Map<string, Float32Array>, B: number) {
-  const raw = await loadBackend(a.backend);
-  const m = trackMemory(raw);
-  const be = m.be;
+  const be = await loadBackend(a.backend);
+  const peak = peakTracker(be);
   const T = a.seq;
   try {
     const model = TokenFormer.fromHost(be, c, host);
@@ -114,11 +89,11 @@ async function tryBatch(a: Args, c: ModelConfig, host: Map<string, Float32Array>
     }
     times.sort((x, y) => x - y);
     const sec = times[Math.floor(times.length / 2)];
-    return { batch: B, ok: true, loss, stepSeconds: sec, tokensPerSecond: (B * T) / sec, gflops: (trainFlopsPerToken(c, T) * B * T) / sec / 1e9, peakLiveBytes: m.peak() };
+    return { batch: B, ok: true, loss, stepSeconds: sec, tokensPerSecond: (B * T) / sec, gflops: (trainFlopsPerToken(c, T) * B * T) / sec / 1e9, peakLiveBytes: peak() };
   } catch (e) {
-    return { batch: B, ok: false, error: String(e instanceof Error ? e.message : e).split('\n')[0].slice(0, 300), peakLiveBytes: m.peak() };
+    return { batch: B, ok: false, error: String(e instanceof Error ? e.message : e).split('\n')[0].slice(0, 300), peakLiveBytes: peak() };
   } finally {
-    await raw.destroy().catch(() => {});
+    await be.destroy().catch(() => {});
   }
 }
 
@@ -162,7 +137,7 @@ async function main(): Promise<void> {
   const report = {
     bench: 'train150m', shape: a.tiny ? 'tiny (smoke test)' : 'TokenFormer-150M (150M_eval.yml)', config: c, seq: a.seq,
     params: paramFloats(c), trainFlopsPerToken: trainFlopsPerToken(c, a.seq), ...(await adapterOf(a.backend)), largestBatch: largest,
-    attempts, note: 'peakLiveBytes counts live tensors only (not the backend pool, staging buffers or driver overhead); bench/gpu.sh adds nvidia-smi\'s device peak',
+    attempts, note: 'peakLiveBytes: the peak of live tensor storage counted at the backend allocator (Backend.memory; a fused op saved state included; not the buffer pool, staging buffers or driver overhead); bench/gpu.sh adds nvidia-smi\'s device peak',
     at: new Date().toISOString(),
   };
   const text = `${JSON.stringify(report, null, 1)}\n`;

@@ -294,6 +294,33 @@ export interface Backend<T extends Handle = Handle> {
   dispose(t: T): void;
   /** Releases the device. */
   destroy(): Promise<void>;
+  /** Bytes of tensor storage alive now and at most since the backend was made (or the last
+   *  resetPeak), counted where the backend allocates, so a fused op's saved state counts too.
+   *  Not pools, staging buffers or driver overhead. Absent where a backend does not count. */
+  memory?(): MemoryStats;
+}
+
+export interface MemoryStats {
+  liveBytes: number;
+  peakBytes: number;
+  /** Starts a new peak from the bytes alive now. */
+  resetPeak(): void;
+}
+
+/** A live/peak byte counter a backend keeps at its allocator (see Backend.memory). */
+export class ByteCounter implements MemoryStats {
+  liveBytes = 0;
+  peakBytes = 0;
+  add(bytes: number): void {
+    this.liveBytes += bytes;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+  }
+  sub(bytes: number): void {
+    this.liveBytes -= bytes;
+  }
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
 }
 
 /** Shared reshape for backends whose Handle is the class above. */

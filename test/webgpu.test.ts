@@ -1,12 +1,13 @@
 // The kernel suite (test/kernels/suite.ts) on the WebGPU backend in both kernel styles: every
 // case against the CPU reference at the gpu_f32 tolerances (odd sizes, tile edges, the vec4
 // and subgroup variants), and the shared contract. Plus what only WebGPU has: the adapter,
-// the buffer pool. Skips with a printed reason when no adapter exists, unless
+// the buffer pool and its memory count. Skips with a printed reason when no adapter exists, unless
 // TOKENFORMER_REQUIRE names webgpu: then the unavailability is a failure.
 // Omits: tensors over the binding limit (webgpu-split.test.ts), golden fixtures (test/parity).
 
 import { describe, expect, it } from 'vitest';
 import { required } from './helpers/backends.ts';
+import { expectMemoryCounts } from './helpers/memory.ts';
 import { defineKernelSuite } from './kernels/suite.ts';
 import { STYLES, loadWebGPU, useStyle } from './kernels/webgpu-load.ts';
 
@@ -47,5 +48,9 @@ describe.skipIf(!gpu).each(STYLES)(label, (style) => {
     const z = be.zeros([4096]);
     expect(z.store.data).toBe(buf);
     expect((await be.read(z)).every((v) => v === 0)).toBe(true);
+  });
+
+  it('counts live tensor bytes (Backend.memory), the fused Pattention saved state included', () => {
+    expectMemoryCounts(gpu!);
   });
 });

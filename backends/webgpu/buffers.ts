@@ -3,7 +3,7 @@
 // as the CPU reference does, before any kernel reads them.
 // Omits: sub-allocation inside big buffers, memory pressure callbacks.
 
-import { Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
+import { ByteCounter, Handle, Store, numel, releaseHandle, type DType, type Shape } from '../../src/backend.ts';
 import { GpuContext, type Binding } from './device.ts';
 import { MAP_READ, USAGE } from './usage.ts';
 
@@ -80,6 +80,8 @@ export class Mem {
   private readonly pool: Pool;
   private readonly staging: Pool;
   private readonly ints = new WeakMap<Store<GPUBuffer>, Int32Array>();
+  /** Bytes of live tensors (not the pool's free buffers or staging): Backend.memory. */
+  readonly bytes = new ByteCounter();
 
   constructor(readonly ctx: GpuContext) {
     this.pool = new Pool(ctx, STORAGE);
@@ -90,6 +92,7 @@ export class Mem {
   alloc(shape: Shape, dtype: DType = 'f32'): GHandle {
     const n = numel(shape);
     const buf = this.pool.acquire(n * 4);
+    this.bytes.add(n * 4);
     return new Handle(shape, dtype, new Store(buf, n));
   }
 
@@ -200,7 +203,9 @@ export class Mem {
   }
 
   dispose(t: GHandle): void {
-    if (releaseHandle(t)) this.pool.release(t.store.data);
+    if (!releaseHandle(t)) return;
+    this.bytes.sub(t.store.size * 4);
+    this.pool.release(t.store.data);
   }
 
   destroy(): void {

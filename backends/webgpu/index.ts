@@ -86,6 +86,7 @@ export async function createWebGPUBackend(): Promise<WebGPUBackend> {
       read: (t) => mem.read(t),
     }),
     dispose: (t) => mem.dispose(t),
+    memory: () => mem.bytes,
     sync: () => ctx.sync(),
     startProfile: () => ctx.startProfile(),
     stopProfile: () => ctx.stopProfile(),
