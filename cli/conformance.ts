@@ -23,7 +23,7 @@ function intFlag(name: string, min: number) {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
