@@ -78,7 +78,7 @@ export function planStages(o: ScalingOptions): PlannedStage[] {
   return out;
 }
 
-function record(r: StageRunner<Handle>, size: number, points: StagePoint[], seconds: number, valBeforeGrowth?: number): StageRecord {
+function record<T extends Handle>(r: StageRunner<T>, size: number, points: StagePoint[], seconds: number, valBeforeGrowth?: number): StageRecord {
   const last = points[points.length - 1];
   return {
     size, params: paramCount(r.config), flopsPerToken: trainFlopsPerToken(r.config, r.seq), steps: last.step,
@@ -102,7 +102,7 @@ async function trainRecorded<T extends Handle>(
   const h = c.hooks.stage(plan);
   try {
     const pts = await r.runStage(sched, plan.label, { onStep: (p) => h.step(p) });
-    return record(r as unknown as StageRunner<Handle>, plan.size, pts, (performance.now() - t0) / 1000, valBeforeGrowth);
+    return record(r, plan.size, pts, (performance.now() - t0) / 1000, valBeforeGrowth);
   } finally {
     h.done();
   }
