@@ -30,18 +30,18 @@ export function live(t: H, what: string): void {
 }
 
 /** A live f32 tensor. */
-export function f32(t: H, what: string): void {
+function f32(t: H, what: string): void {
   live(t, what);
   check(t.dtype === 'f32', `${what}: expected an f32 tensor, got ${t.dtype}`);
 }
 
 /** A live i32 tensor (token ids, targets). */
-export function i32(t: H, what: string): void {
+function i32(t: H, what: string): void {
   live(t, what);
   check(t.dtype === 'i32', `${what}: expected an i32 tensor, got ${t.dtype}`);
 }
 
-export function sameShape(a: Shape, b: Shape): boolean {
+function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 

@@ -6,7 +6,6 @@
 
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from '../backends/cpu.ts';
-import { BackendUnavailable } from '../backends/index.ts';
 import { BENCH_BATCH, BENCH_CONFIG, BENCH_SEQ } from '../bench/model.ts';
 import { TfAdamW, TfTokenFormer } from '../bench/tfjs_model.ts';
 import type { ModelConfig } from '../src/config.ts';
@@ -14,7 +13,7 @@ import { TokenFormer } from '../src/model.ts';
 import { initParams, paramSpecs } from '../src/params.ts';
 import { Rng } from '../src/rng.ts';
 import { AdamW, OFFICIAL_ADAMW, type AdamWHyper } from '../src/train/optimizer.ts';
-import { required } from './helpers/backends.ts';
+import { isUnavailable, reasonOf, required } from './helpers/backends.ts';
 import { checkGrads, checkValues } from './helpers/compare.ts';
 import { tinyConfig } from './helpers/tiny.ts';
 
@@ -28,8 +27,8 @@ async function load(): Promise<{ tf: Tf | null; reason: string }> {
     const { loadTfWebGPU } = await import('../bench/tfjs.ts');
     return { tf: await loadTfWebGPU(), reason: '' };
   } catch (e) {
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    if (!(e instanceof BackendUnavailable) && !/Cannot find module|ERR_MODULE_NOT_FOUND/.test(msg)) throw e;
+    const msg = reasonOf(e);
+    if (!isUnavailable(e)) throw e;
     console.warn(`[skip] tfjs model tests: ${msg}`);
     return { tf: null, reason: msg };
   }

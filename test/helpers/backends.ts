@@ -16,14 +16,24 @@ export interface Loaded {
   reason: string;
 }
 
+/** The first line of an error, for a skip reason. */
+export function reasonOf(e: unknown): string {
+  return e instanceof Error ? e.message.split('\n')[0] : String(e);
+}
+
+/** Whether a load failed because a module or adapter is missing (a skip), not a bug (a failure). */
+export function isUnavailable(e: unknown): boolean {
+  return e instanceof BackendUnavailable || /Cannot find module|ERR_MODULE_NOT_FOUND/.test(reasonOf(e));
+}
+
 /** Loads a backend or explains why not; throws only when the backend is required. */
 export async function tryLoad(name: string): Promise<Loaded> {
   try {
     return { name, backend: await loadBackend(name), reason: '' };
   } catch (e) {
-    const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    const reason = reasonOf(e);
     if (required(name)) throw new Error(`backend ${name} is required (TOKENFORMER_REQUIRE) but unavailable: ${reason}`);
-    if (!(e instanceof BackendUnavailable) && !/Cannot find module|ERR_MODULE_NOT_FOUND/.test(reason)) throw e;
+    if (!isUnavailable(e)) throw e;
     console.warn(`[skip] backend ${name}: ${reason}`);
     return { name, backend: null, reason };
   }

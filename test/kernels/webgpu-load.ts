@@ -3,7 +3,7 @@
 // test/webgpu.test.ts fails when TOKENFORMER_REQUIRE names webgpu and it is null.
 
 import { afterAll, beforeAll } from 'vitest';
-import { BackendUnavailable } from '../../src/errors.ts';
+import { isUnavailable, reasonOf } from '../helpers/backends.ts';
 import type { WebGPUBackend } from '../../backends/webgpu/index.ts';
 
 export type KernelStyle = WebGPUBackend['style'];
@@ -14,8 +14,8 @@ export async function loadWebGPU(): Promise<{ gpu: WebGPUBackend | null; reason:
     const { createWebGPUBackend } = await import('../../backends/webgpu/index.ts');
     return { gpu: await createWebGPUBackend(), reason: '' };
   } catch (e) {
-    const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    if (!(e instanceof BackendUnavailable) && !/Cannot find module|ERR_MODULE_NOT_FOUND/.test(reason)) throw e;
+    const reason = reasonOf(e);
+    if (!isUnavailable(e)) throw e;
     console.warn(`[skip] webgpu: ${reason}`);
     return { gpu: null, reason };
   }
